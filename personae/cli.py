@@ -104,7 +104,7 @@ def prompt(
         raise _fail(exc) from None
     compiled = compile_prompt(loaded, lore=activate(loaded.lore, [message]), budget=budget)
     if as_json:
-        typer.echo(json.dumps({"prompt": compiled.text, **compiled.as_dict()}, ensure_ascii=False))
+        typer.echo(json.dumps(compiled.as_dict(), ensure_ascii=False))
         return
     typer.echo(compiled.text)
     typer.echo("\n---- explain ----")

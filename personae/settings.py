@@ -51,6 +51,7 @@ class Settings(BaseSettings):
 
         settings = Settings(model="ollama:llama3.1", retry_attempts=2)
         ```
+
     """
 
     model_config = SettingsConfigDict(
@@ -91,6 +92,7 @@ class Settings(BaseSettings):
 
         Args:
             name: The variable's name, exactly as written.
+
         """
         value = os.environ.get(name)
         if value:

@@ -19,6 +19,7 @@ Example:
     counter.count("Welcome to the Lantern!")  # 5
     counter.count("欢迎光临灯笼酒馆")  # 8
     ```
+
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class HeuristicCounter:
         HeuristicCounter().count("abcdefgh")  # 2
         HeuristicCounter().count("你好")  # 2
         ```
+
     """
 
     def count(self, text: str) -> int:
@@ -155,6 +157,7 @@ class WordPieceCounter:
         counter = WordPieceCounter()
         counter.count("The ale is fresh.")  # 5
         ```
+
     """
 
     def __init__(self, path: Path | None = None) -> None:

@@ -90,6 +90,27 @@ class _AnsweredBy(AgentMiddleware[Any, _TurnContext, Any]):
         return response
 
 
+class _RecentHistory(AgentMiddleware[Any, _TurnContext, Any]):
+    """Sends the model only the recent conversation; the full history stays stored.
+
+    The cut falls on a user message, so a tool call is never separated from
+    its result.
+    """
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self.keep = keep
+
+    async def awrap_model_call(self, request: ModelRequest[_TurnContext], handler: Any) -> Any:
+        messages = request.messages
+        if len(messages) > self.keep:
+            humans = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+            last = humans[-1] if humans else 0
+            start = next((i for i in humans if i >= len(messages) - self.keep), last)
+            request = request.override(messages=messages[start:])
+        return await handler(request)
+
+
 def _record(event: dict[str, Any]) -> None:
     trace = _trace.get()
     if trace is not None:
@@ -110,6 +131,8 @@ class Agent:
         home: Data directory (history database); default `settings.home`.
         embedder: Embedder for the offline model; default the bundled MiniLM.
         turn_timeout: Seconds after which a turn gives up and answers offline.
+        history_messages: How many recent messages the model sees; older ones
+            stay stored but are not sent.
 
     Raises:
         ModelSpecError, UnknownProviderError, MissingCredentialsError,
@@ -136,11 +159,13 @@ class Agent:
         home: Path | None = None,
         embedder: Any = None,
         turn_timeout: float = 120.0,
+        history_messages: int = 40,
     ) -> None:
         self.persona = persona
         self.settings = settings or get_settings()
         self.home = Path(home) if home is not None else self.settings.home
         self.turn_timeout = turn_timeout
+        self.history_messages = history_messages
         self._embedder = embedder
         self.chain = self._build_chain(model, fallbacks)
         self._offline = self.chain[-1][1]
@@ -208,7 +233,7 @@ class Agent:
             saver = AsyncSqliteSaver(self._conn)
             await saver.setup()
             labels = {id(m): (i, spec) for i, (spec, m) in enumerate(self.chain)}
-            middleware: list[Any] = [_style_prompt]
+            middleware: list[Any] = [_style_prompt, _RecentHistory(self.history_messages)]
             if len(self.chain) > 1:
                 middleware.append(ModelFallbackMiddleware(*(m for _, m in self.chain[1:])))
             middleware += [

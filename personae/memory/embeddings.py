@@ -32,6 +32,7 @@ class Embedder(Protocol):
     Attributes:
         model_id: Names the model; stored with vectors so a mismatch is caught.
         dimension: Length of every vector.
+
     """
 
     model_id: str
@@ -63,6 +64,7 @@ class MiniLMEmbedder:
         [vector] = embedder.embed(["Where is the blacksmith?"])
         assert len(vector) == embedder.dimension
         ```
+
     """
 
     model_id: str = MINILM_MODEL_ID
@@ -81,6 +83,7 @@ class MiniLMEmbedder:
 
         Args:
             texts: The texts; empty strings are allowed.
+
         """
         keys = [hashlib.sha256(text.encode("utf-8")).hexdigest() for text in texts]
         found: dict[str, list[float]] = {}

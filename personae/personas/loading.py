@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -29,21 +29,21 @@ __all__ = ["load_persona", "validate_files"]
 _Loc = tuple[str, ...]
 _SUFFIXES = (".yaml", ".yml", ".json")
 
+_WHOLE = ("expected a whole number", "write a number like 3")
+_NUMBER = ("expected a number", "write a number like 0.7")
+_BOOL = ("expected true or false", "write `true` or `false`")
+_MAPPING = ("expected a mapping", "write `key: value` lines indented under it")
 _TYPE_TEXT = {  # pydantic error type -> (what is wrong, how to fix it)
-    "int_parsing": ("expected a whole number", "write a number like 3"),
-    "int_type": ("expected a whole number", "write a number like 3"),
-    "int_from_float": ("expected a whole number, not a fraction", "write a number like 3"),
-    "float_parsing": ("expected a number", "write a number like 0.7"),
-    "float_type": ("expected a number", "write a number like 0.7"),
-    "bool_parsing": ("expected true or false", "write `true` or `false`"),
-    "bool_type": ("expected true or false", "write `true` or `false`"),
+    **dict.fromkeys(["int_parsing", "int_type", "int_from_float"], _WHOLE),
+    **dict.fromkeys(["float_parsing", "float_type"], _NUMBER),
+    **dict.fromkeys(["bool_parsing", "bool_type"], _BOOL),
+    **dict.fromkeys(["dict_type", "model_type"], _MAPPING),
     "string_type": ("expected text", "write it as text, in quotes if it contains ': ' or ' #'"),
     "list_type": ("expected a list", "write one item per line starting with `- `, or `[a, b]`"),
-    "dict_type": ("expected a mapping", "write `key: value` lines indented under it"),
-    "model_type": ("expected a mapping", "write `key: value` lines indented under it"),
     "string_too_short": ("is empty", "write some text, or delete the line"),
     "path_type": ("expected a file path", "write a path relative to this file, e.g. lore.yaml"),
 }
+_KINDS = {dict: "a mapping", list: "a list", type(None): "nothing"}
 _REQUIRED_EXAMPLE = {
     "id": "id: brenna",
     "name": "name: Brenna",
@@ -75,6 +75,10 @@ class _Source:
                 return self.lines[loc[:end]]
         return None
 
+    def problem(self, loc: _Loc, value: object, message: str, fix: str) -> Problem:
+        """Make a problem at field `loc` of this file."""
+        return Problem(self.path, self.line(loc), ".".join(loc), value, message, fix)
+
 
 def load_persona(path: str | Path) -> Persona:
     """Load a persona from a YAML (`.yaml`, `.yml`) or JSON (`.json`) file.
@@ -91,6 +95,7 @@ def load_persona(path: str | Path) -> Persona:
     Raises:
         PersonaFileError: The file, or a lore file it names, cannot be read,
             parsed or validated; `problems` lists every problem found.
+
     """
     persona, problems, cause = _check(Path(path))
     if problems or persona is None:
@@ -106,6 +111,7 @@ def validate_files(paths: Sequence[str | Path]) -> dict[Path, list[Problem]]:
 
     Returns:
         Each path with its problems, an empty list when the file is valid.
+
     """
     return {Path(p): _check(Path(p))[1] for p in paths}
 
@@ -117,26 +123,31 @@ def _check(path: Path) -> tuple[Persona | None, list[Problem], Exception | None]
         return None, problems, None
     if src.data is None:
         fix = f"start with `schema: {SCHEMA_VERSION}`, then `id: ...` and `name: ...`"
-        return None, [Problem(path, None, "", None, "the file is empty", fix)], None
+        return None, [src.problem((), None, "the file is empty", fix)], None
     if not isinstance(src.data, dict):
         kind = "a list" if isinstance(src.data, list) else "a single value"
         fix = "a persona is one mapping of `key: value` lines; remove the leading `- `"
-        return None, [Problem(path, 1, "", None, f"the file holds {kind}, not a mapping", fix)], None
+        return None, [src.problem((), None, f"the file holds {kind}, not a mapping", fix)], None
     data, origins = _merge_lore(src, problems)
     try:
         persona = Persona.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             problems.extend(_explain(err, src, data, origins))
-        problems.sort(key=lambda p: (p.path != path, str(p.path), p.line or 0))
-        return None, problems, exc
-    return (None if problems else persona), problems, None
+        return None, sorted(problems, key=_order(path)), exc
+    return (None if problems else persona), sorted(problems, key=_order(path)), None
+
+
+def _order(path: Path) -> Callable[[Problem], tuple[bool, str, int]]:
+    return lambda p: (p.path != path, str(p.path), p.line or 0)  # persona file first
 
 
 def _read(path: Path, problems: list[Problem]) -> _Source | None:
     """Read and parse one file, or add why it cannot be and return `None`."""
-    def fail(line: int | None, message: str, fix: str) -> None:
+
+    def fail(line: int | None, message: str, fix: str) -> _Source | None:
         problems.append(Problem(path, line, "", None, message, fix))
+        return None
 
     try:
         raw = path.read_bytes()
@@ -149,7 +160,9 @@ def _read(path: Path, problems: list[Problem]) -> _Source | None:
     suffix = path.suffix.lower()
     if suffix not in _SUFFIXES:
         fix = f"rename it to {path.stem}.yaml (YAML) or {path.stem}.json (JSON)"
-        return fail(None, f"has extension {suffix or '(none)'!r}; expected .yaml, .yml or .json", fix)
+        return fail(
+            None, f"has extension {suffix or '(none)'!r}; expected .yaml, .yml or .json", fix
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -163,11 +176,14 @@ def _read(path: Path, problems: list[Problem]) -> _Source | None:
             fix = {
                 "Expecting ',' delimiter": "add a comma between the items",
                 "Expecting ':' delimiter": 'write `"key": value`',
-                "Expecting property name enclosed in double quotes":
-                    'quote keys with double quotes and remove any comma before `}`',
+                "Expecting property name enclosed in double quotes": "quote keys with "
+                '"double quotes" and remove any comma before `}`',
             }.get(exc.msg, "check brackets, commas and double quotes near here")
-            return fail(exc.lineno, f"invalid JSON at line {exc.lineno}, "
-                        f"column {exc.colno}: {exc.msg.lower()}", fix)
+            return fail(
+                exc.lineno,
+                f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg.lower()}",
+                fix,
+            )
         src = _Source(path, data)
         try:  # JSON is YAML; raw tabs can only be whitespace in valid JSON.
             node = yaml.compose(text.replace("\t", " "), Loader=yaml.SafeLoader)
@@ -194,7 +210,7 @@ def _yaml_problem(path: Path, text: str, exc: yaml.YAMLError) -> Problem:
         return Problem(path, None, "", None, f"invalid YAML: {exc}", "check the file's syntax")
     mark, ctx = exc.problem_mark, exc.context_mark
     what, line, col = exc.problem or "", mark.line + 1, mark.column + 1
-    lines = text.splitlines() + [""]
+    lines = [*text.splitlines(), ""]
     key = re.match(r"\s*(?:-\s+)?([^:#\s]+)\s*:", lines[mark.line])
     message, fix = f"invalid YAML: {what}", "check indentation (spaces only) and quotes here"
     if "'\\t'" in what:
@@ -214,14 +230,16 @@ def _yaml_problem(path: Path, text: str, exc: yaml.YAMLError) -> Problem:
         parent = re.match(r"\s*(?:-\s+)?([^:#\s]+)\s*:", lines[ctx.line])
         message = "the indentation does not match the lines above"
         if key and parent:
-            fix = (f"indent with spaces, align `{key.group(1)}:` under "
-                   f"`{parent.group(1)}:` (line {ctx.line + 1})")
+            fix = (
+                f"indent with spaces, align `{key.group(1)}:` under "
+                f"`{parent.group(1)}:` (line {ctx.line + 1})"
+            )
         else:
             fix = "indent with spaces, keys of one mapping at the same column"
     elif "could not find expected ':'" in what and ctx is not None:
         line, col = ctx.line + 1, ctx.column + 1
         message, fix = "a line is neither `key: value` nor a `- ` item", "add `key:` or indent it"
-    elif "single document" in what:
+    elif "single document" in (exc.context or ""):
         message, fix = "the file holds more than one YAML document", "keep one persona per file"
     elif "flow" in (exc.context or ""):
         message, fix = "a `[...]` or `{...}` is not closed", "close the bracket, commas between"
@@ -240,13 +258,13 @@ def _index(node: yaml.Node, loc: _Loc, src: _Source, problems: list[Problem]) ->
                 continue
             line = key.start_mark.line + 1
             if key.value in seen:
-                where = ".".join((*loc, key.value))
-                problems.append(Problem(src.path, line, where, None,
-                                        f"appears twice (first on line {seen[key.value]})",
-                                        "keep one; YAML silently keeps only the last"))
+                message = f"appears twice (first on line {seen[key.value]})"
+                fix = "keep one; YAML silently keeps only the last"
+                problems.append(
+                    Problem(src.path, line, ".".join((*loc, key.value)), None, message, fix)
+                )
                 continue
-            seen[key.value] = line
-            src.lines[(*loc, key.value)] = line
+            seen[key.value] = src.lines[(*loc, key.value)] = line
             _index(value, (*loc, key.value), src, problems)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
@@ -259,7 +277,7 @@ _Origin = tuple[_Source, _Loc]
 def _merge_lore(src: _Source, problems: list[Problem]) -> tuple[dict[str, Any], list[_Origin]]:
     """Append the entries of `lore_files` to `lore`; `origins[i]` says where lore entry i is."""
     data = dict(src.data)
-    lore, files = data.get("lore", []), data.get("lore_files", [])
+    lore, files = data.get("lore") or [], data.get("lore_files") or []
     if not isinstance(lore, list) or not isinstance(files, list):
         return data, []
     origins: list[_Origin] = [(src, ("lore", str(i))) for i in range(len(lore))]
@@ -269,20 +287,20 @@ def _merge_lore(src: _Source, problems: list[Problem]) -> tuple[dict[str, Any], 
             continue
         lore_path = src.path.parent / name
         if not lore_path.is_file():
-            problems.append(Problem(src.path, src.line(("lore_files", str(i))), f"lore_files.{i}",
-                                    name, f"lore file not found (looked at {lore_path})",
-                                    "lore file paths are relative to the persona file"))
+            message = f"lore file not found (looked at {lore_path.resolve()})"
+            fix = "lore file paths are relative to the persona file"
+            problems.append(src.problem(("lore_files", str(i)), name, message, fix))
             continue
         lore_src = _read(lore_path, problems)
         if lore_src is None:
             continue
-        entries, prefix = lore_src.data, ()
+        entries, prefix = lore_src.data, tuple[str, ...]()
         if isinstance(entries, dict) and "entries" in entries:
             entries, prefix = entries["entries"], ("entries",)
         if not isinstance(entries, list):
-            problems.append(Problem(lore_path, 1, "", None,
-                                    "a lore file holds a list of entries or an `entries:` list",
-                                    "write `entries:` then `- keys: [...]` and `content: ...`"))
+            message = "a lore file holds a list of entries or an `entries:` list"
+            fix = "write `entries:` then `- keys: [...]` and `content: ...` items"
+            problems.append(lore_src.problem((), None, message, fix))
             continue
         merged.extend(entries)
         origins.extend((lore_src, (*prefix, str(j))) for j in range(len(entries)))
@@ -297,7 +315,7 @@ def _explain(
     kind, loc, value = err["type"], tuple(str(p) for p in err["loc"]), err["input"]
     text = err["msg"].removeprefix("Value error, ")
     if not loc and kind == "value_error":
-        return _consistency(src, data) or [Problem(src.path, None, "", None, text, "fix it")]
+        return _consistency(src, data) or [src.problem((), None, *text.partition("; ")[::2])]
     generic = ".".join(p for p in loc if not p.isdigit())
     message, fix = _TYPE_TEXT.get(kind, (text[:1].lower() + text[1:], "correct the value"))
     if kind == "missing":
@@ -305,7 +323,8 @@ def _explain(
         message = "is required but missing"
         fix = f"add a line like `{_REQUIRED_EXAMPLE.get(generic, loc[-1] + ': ...')}`"
     elif kind == "extra_forbidden":
-        value, names = None, _field_names(_model_at(loc[:-1]))
+        model = _model_at(loc[:-1])
+        value, names = None, sorted(_fields(model)) if model is not None else []
         close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
         message = "is not a known field"
         fix = f"did you mean {close[0]!r}?" if close else f"remove it; known: {', '.join(names)}"
@@ -315,29 +334,25 @@ def _explain(
     elif kind == "literal_error":
         message, fix = f"must be one of {err.get('ctx', {}).get('expected')}", "pick one of those"
     elif kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
-        message, fix = _range_text(loc)
+        message, fix = _range_text(loc, text)
     elif kind == "string_pattern_mismatch":
         message, fix = _pattern_text(generic, value, err.get("ctx", {}).get("pattern"))
     elif kind == "value_error":
         if isinstance(value, list):  # a list validator failed; point at the bad item
             for i, item in enumerate(value):
-                if repr(item) in text:
+                if text.startswith(repr(item)):
                     loc, value = (*loc, str(i)), item
-                    text = text.removeprefix(repr(item)).strip()
                     break
-        message, _, given_fix = text.partition("; ")
+        message, _, given_fix = text.removeprefix(repr(value)).strip().partition("; ")
         fix = given_fix or _VALUE_FIX.get(generic, "correct the value")
+    if isinstance(value, dict | list | None) and kind in _TYPE_TEXT:
+        message += f", found {_KINDS[type(value)]}"
     if isinstance(value, dict | list):
-        message += f", found {'a list' if isinstance(value, list) else 'a mapping'}"
         value = None
-    elif value is None and kind in _TYPE_TEXT:
-        message += ", found nothing"
-    where, path = src, ".".join(loc)
     if len(loc) >= 2 and loc[0] == "lore" and int(loc[1]) < len(origins):
-        where, inner = origins[int(loc[1])]
+        src, inner = origins[int(loc[1])]  # the entry may come from a lore file
         loc = (*inner, *loc[2:])
-        path = ".".join(loc) if where is not src else path
-    return [Problem(where.path, where.line(loc), path, value, message, fix)]
+    return [src.problem(loc, value, message, fix)]
 
 
 def _consistency(src: _Source, data: dict[str, Any]) -> list[Problem]:
@@ -347,47 +362,43 @@ def _consistency(src: _Source, data: dict[str, Any]) -> list[Problem]:
     for i, action in enumerate(data.get("actions") or []):
         name = action.get("name") if isinstance(action, dict) else None
         if name in seen:
-            problems.append(Problem(src.path, src.line(("actions", str(i), "name")),
-                                    f"actions.{i}.name", name,
-                                    f"actions.{seen[name]} already has this name",
-                                    "give each host action its own name"))
+            message = f"actions.{seen[name]} already has this name"
+            fix = "give each host action its own name"
+            problems.append(src.problem(("actions", str(i), "name"), name, message, fix))
         seen.setdefault(name, i)
     emotions = [str(e) for e in data.get("emotions") or []]
     for i, example in enumerate(data.get("examples") or []):
         emotion = example.get("emotion") if isinstance(example, dict) else None
         if emotion is not None and emotion not in emotions:
-            close = difflib.get_close_matches(str(emotion), emotions, n=1)
+            close = difflib.get_close_matches(str(emotion), emotions, n=1, cutoff=0.8)
             fix = f"did you mean {close[0]!r}?" if close else f"add {emotion!r} to `emotions`"
-            problems.append(Problem(src.path, src.line(("examples", str(i), "emotion")),
-                                    f"examples.{i}.emotion", emotion,
-                                    f"is not one of `emotions` {emotions}", fix))
+            message = f"is not one of `emotions` {emotions}"
+            problems.append(src.problem(("examples", str(i), "emotion"), emotion, message, fix))
     return problems
 
 
-def _range_text(loc: _Loc) -> tuple[str, str]:
-    info = _field_info(loc)
-    if info is None:
-        return "is out of range", "use a smaller or larger value"
-    bounds = {k: getattr(m, k) for m in info.metadata for k in ("ge", "gt", "le", "lt")
-              if getattr(m, k, None) is not None}
-    low = bounds.get("ge", bounds.get("gt"))
-    high = bounds.get("le", bounds.get("lt"))
-    span = f"{low}–{high}" if low is not None and high is not None else (
-        f"at least {low}" if low is not None else f"at most {high}")
-    message = f"is outside {span}" if high is not None and low is not None else f"must be {span}"
-    fix = f"use a value from {low} to {high}" if high is not None and low is not None else (
-        f"use a value {span}")
+def _range_text(loc: _Loc, text: str) -> tuple[str, str]:
+    model = _model_at(loc[:-1])
+    info = _fields(model).get(loc[-1]) if model is not None else None
+    metadata = info.metadata if info is not None else []
+    bounds = {k: getattr(m, k) for m in metadata for k in ("ge", "gt", "le", "lt") if hasattr(m, k)}
+    low, high = bounds.get("ge", bounds.get("gt")), bounds.get("le", bounds.get("lt"))
+    if low is None or high is None or info is None:
+        return text.lower().removeprefix("input "), "change the value"
+    fix = f"use a value from {low} to {high}"
     if info.default not in (None, PydanticUndefined):
         fix += f", or delete the line to use the default {info.default}"
-    return message, fix
+    return f"is outside {low}–{high}", fix
 
 
 def _pattern_text(generic: str, value: object, pattern: str | None) -> tuple[str, str]:
     raw = str(value)
     if generic == "id":
         slug = re.sub(r"[^a-z0-9_-]+", "-", raw.lower()).strip("-_")[:64] or "my-character"
-        return ("must be lowercase letters, digits, '-' or '_', starting with a letter or digit",
-                f"write `id: {slug}`")
+        return (
+            "must be lowercase letters, digits, '-' or '_', starting with a letter or digit",
+            f"write `id: {slug}`",
+        )
     if generic == "speech.language":
         head, *rest = re.split(r"[-_]", raw.strip())
         tag = "-".join([head.lower(), *rest])
@@ -395,8 +406,10 @@ def _pattern_text(generic: str, value: object, pattern: str | None) -> tuple[str
         return "is not a BCP 47 language tag like `en`, `pt-BR` or `zh-Hans`", guess
     if generic == "actions.name":
         slug = re.sub(r"\W+", "_", raw).strip("_")[:64] or "my_action"
-        return ("must start with a letter or '_' and hold only letters, digits, '_' and '-'",
-                f"write `name: {slug}`")
+        return (
+            "must start with a letter or '_' and hold only letters, digits, '_' and '-'",
+            f"write `name: {slug}`",
+        )
     return f"does not match the pattern {pattern}", "change the value to match it"
 
 
@@ -410,17 +423,8 @@ def _model_at(loc: _Loc) -> type[BaseModel] | None:
     return model
 
 
-def _field_info(loc: _Loc) -> FieldInfo | None:
-    model = _model_at(loc[:-1])
-    return _fields(model).get(loc[-1]) if model is not None else None
-
-
 def _fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
     return {info.alias or name: info for name, info in model.model_fields.items()}
-
-
-def _field_names(model: type[BaseModel] | None) -> list[str]:
-    return sorted(_fields(model)) if model is not None else []
 
 
 def _inner_model(annotation: object) -> type[BaseModel] | None:

@@ -22,6 +22,7 @@ Example:
     [a.reason for a in activate([ale], ["Any ALE today?"])]
     # ["key 'ale' in message 1"]
     ```
+
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Activation:
     Attributes:
         entry: The activated entry.
         reason: Why it is active, e.g. `"key 'ale' in message 1"` or `"constant"`.
+
     """
 
     entry: LoreEntry
@@ -90,6 +92,7 @@ def activate(entries: Sequence[LoreEntry], texts: Sequence[str]) -> list[Activat
         `priority` (highest first), then file order. The reason names the
         first of the entry's keys that matched and the first message it
         occurs in.
+
     """
     found: list[tuple[int, Activation]] = []
     for index, entry in enumerate(entries):

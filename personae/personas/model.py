@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -30,7 +30,7 @@ __all__ = [
     "SpeechRules",
 ]
 
-SCHEMA_VERSION = "personae/v1"
+SCHEMA_VERSION: Final = "personae/v1"
 
 _SPEC_RE = re.compile(r"^[a-z][a-z0-9_-]*:\S.*$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -223,6 +223,7 @@ class Persona(_Section):
             fallbacks=["Hm, I wouldn't know about that."],
         )
         ```
+
     """
 
     model_config = ConfigDict(populate_by_name=True)

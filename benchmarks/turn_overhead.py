@@ -1,0 +1,129 @@
+"""Per-turn overhead of `Agent.respond` against a bare LangChain `create_agent`.
+
+Both run the same instant fake model with the same system prompt, in the same
+process and run, so the ratio says what personae adds (prompt compilation,
+lore, middleware, SQLite history, trace) on top of LangChain itself. Also
+measures the time from process start to the first reply of `personae chat`
+in pipe mode, against starting Python and importing LangChain's agent.
+
+    python benchmarks/turn_overhead.py [--turns 200] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "personas" / "innkeeper.yaml"
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _bare(turns: int, prompt: str) -> list[float]:
+    from langchain.agents import create_agent
+    from langchain_core.messages import HumanMessage
+
+    from personae.testing import FakeChatModel
+
+    graph = create_agent(FakeChatModel(default="Aye."), [], system_prompt=prompt)
+    times = []
+    history: list[object] = []
+    for i in range(turns):
+        start = time.perf_counter()
+        state = await graph.ainvoke({"messages": [*history, HumanMessage(f"hello {i}")]})
+        times.append(time.perf_counter() - start)
+        history = state["messages"][-20:]
+    return times
+
+
+async def _personae(turns: int, home: Path) -> tuple[list[float], str]:
+    from personae.agents.agent import Agent
+    from personae.agents.turn import Turn
+    from personae.settings import Settings
+    from personae.testing import FakeChatModel, FakeEmbeddings
+
+    agent = Agent.from_file(EXAMPLE, model=FakeChatModel(default="Aye."), fallbacks=[],
+                            settings=Settings(home=home), embedder=FakeEmbeddings())
+    prompt = (await agent.explain(Turn(text="hello"))).text
+    times = []
+    for i in range(turns):
+        start = time.perf_counter()
+        await agent.respond(f"hello {i}")
+        times.append(time.perf_counter() - start)
+    await agent.aclose()
+    return times, prompt
+
+
+def _first_reply_seconds(cmd: list[str], stdin: str) -> float:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(stdin)
+    proc.stdin.close()
+    proc.stdout.readline()
+    elapsed = time.perf_counter() - start
+    proc.wait(timeout=120)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as home:
+        # Warm both paths once so imports and first-call setup are not counted.
+        _, prompt = asyncio.run(_personae(3, Path(home) / "warm"))
+        asyncio.run(_bare(3, prompt))
+        ours, _ = asyncio.run(_personae(args.turns, Path(home) / "run"))
+        bare = asyncio.run(_bare(args.turns, prompt))
+
+        env_cmd = [sys.executable, "-m", "personae.cli", "chat", str(EXAMPLE),
+                   "--user", "bench"]
+        import os
+
+        os.environ["PERSONAE_HOME"] = str(Path(home) / "cli")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        first_reply = _first_reply_seconds(env_cmd, "What's on the menu tonight?\n")
+        baseline_start = _first_reply_seconds(
+            [sys.executable, "-c", "import langchain.agents; print('ready')"], "")
+
+    result = {
+        "turns": args.turns,
+        "personae_p50_ms": statistics.median(ours) * 1000,
+        "personae_p95_ms": _pct(ours, 0.95) * 1000,
+        "bare_p50_ms": statistics.median(bare) * 1000,
+        "bare_p95_ms": _pct(bare, 0.95) * 1000,
+        "ratio_p50": statistics.median(ours) / statistics.median(bare),
+        "ratio_p95": _pct(ours, 0.95) / _pct(bare, 0.95),
+        "chat_first_reply_s": first_reply,
+        "python_import_langchain_s": baseline_start,
+        "ratio_first_reply": first_reply / baseline_start,
+    }
+    print(f"Agent.respond   p50 {result['personae_p50_ms']:.2f} ms  "
+          f"p95 {result['personae_p95_ms']:.2f} ms")
+    print(f"bare agent      p50 {result['bare_p50_ms']:.2f} ms  "
+          f"p95 {result['bare_p95_ms']:.2f} ms")
+    print(f"ratio           p50 {result['ratio_p50']:.2f}x  p95 {result['ratio_p95']:.2f}x")
+    print(f"personae chat (pipe) start to first reply: {first_reply:.2f} s "
+          f"(python + import langchain.agents: {baseline_start:.2f} s, "
+          f"{result['ratio_first_reply']:.1f}x)")
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

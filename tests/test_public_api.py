@@ -1,0 +1,43 @@
+"""The public API: what `personae` exports, and that importing it stays light."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import personae
+
+MODULES = [
+    "personae.errors", "personae.settings", "personae.tokens", "personae.testing",
+    "personae.personas.model", "personae.personas.loading", "personae.personas.prompt",
+    "personae.personas.lore", "personae.agents.turn", "personae.agents.tools",
+    "personae.agents.models", "personae.agents.offline", "personae.agents.resilience",
+    "personae.agents.agent", "personae.memory.embeddings", "personae.cli",
+]
+
+
+def test_all_is_sorted_and_importable() -> None:
+    assert personae.__all__ == sorted(personae.__all__)
+    for name in personae.__all__:
+        assert getattr(personae, name) is not None
+
+
+def test_every_module_declares_all() -> None:
+    for name in MODULES:
+        module = importlib.import_module(name)
+        exported = module.__all__
+        assert exported, name
+        for attr in exported:
+            assert hasattr(module, attr), f"{name}.{attr}"
+
+
+def test_import_personae_pulls_in_nothing_heavy() -> None:
+    code = (
+        "import sys, personae, personae.cli; "
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'langchain', 'discord', "
+        "'fastapi') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

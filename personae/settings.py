@@ -14,6 +14,8 @@ Secrets are `SecretStr`: they never show in `repr()`, logs or error messages.
 | `PERSONAE_REQUEST_TIMEOUT` | `60` seconds per model request                  |
 | `PERSONAE_RETRY_ATTEMPTS`  | `3` attempts per model, first one included      |
 | `PERSONAE_RETRY_DEADLINE`  | `30` seconds for all attempts of one model      |
+| `PERSONAE_RETRY_WAIT_INITIAL` | `0.5` seconds, scale of the first wait       |
+| `PERSONAE_RETRY_WAIT_MAX`  | `8` seconds, longest wait between attempts      |
 | `PERSONAE_DEBUG`           | `false`                                         |
 
 Provider presets read more variables (`DEEPSEEK_API_KEY`,
@@ -80,6 +82,10 @@ class Settings(BaseSettings):
     """Attempts per model on transient errors, the first one included."""
     retry_deadline: float = Field(default=30.0, gt=0)
     """Seconds all attempts of one model may take together."""
+    retry_wait_initial: float = Field(default=0.5, ge=0)
+    """Scale of the first wait between attempts, in seconds (waits are jittered)."""
+    retry_wait_max: float = Field(default=8.0, ge=0)
+    """Longest single wait between attempts, in seconds."""
     debug: bool = False
     """Show tracebacks and debug logs."""
 

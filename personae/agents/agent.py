@@ -238,11 +238,7 @@ class Agent:
                 middleware.append(ModelFallbackMiddleware(*(m for _, m in self.chain[1:])))
             middleware += [
                 _AnsweredBy(labels),
-                RetryMiddleware(
-                    attempts=self.settings.retry_attempts,
-                    deadline=self.settings.retry_deadline,
-                    on_attempt=_record,
-                ),
+                RetryMiddleware.from_settings(self.settings, on_attempt=_record),
             ]
             self._graph = create_agent(
                 self.chain[0][1],

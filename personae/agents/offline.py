@@ -36,7 +36,9 @@ Chinese, against paraphrases of its lines and off-topic questions):
   unrelated questions 0.00-0.08 with one outlier at 0.29, hence
   `CJK_THRESHOLD = 0.25`. A paraphrase that shares no content characters
   ("请问您怎么称呼" for "你叫什么名字") falls through to a fallback line: a
-  deflection, never a wrong fact.
+  deflection, never a wrong fact. Greetings again get a higher bar,
+  `CJK_GREETING_THRESHOLD = 0.42`: "好的" (okay) scored 0.37 against "你好",
+  while "老王你好" scored 0.44 and "早上好啊掌柜的" 0.54.
 """
 
 from __future__ import annotations
@@ -59,8 +61,11 @@ from personae.memory.embeddings import Embedder, default_embedder
 from personae.personas.model import Persona
 
 __all__ = [
+    "CJK_GREETING_THRESHOLD",
     "CJK_THRESHOLD",
+    "GENERIC_GREETINGS",
     "GREETING_THRESHOLD",
+    "NEUTRAL_FALLBACKS",
     "THRESHOLD",
     "OfflineChatModel",
     "OfflineChoice",
@@ -70,13 +75,14 @@ __all__ = [
 THRESHOLD = 0.45
 GREETING_THRESHOLD = 0.55
 CJK_THRESHOLD = 0.25
+CJK_GREETING_THRESHOLD = 0.42
 
 Source = Literal["example", "greeting", "lore", "fallback"]
 
 # Used only to recognise a greeting; the answer is always one of the persona's own.
 GENERIC_GREETINGS: tuple[str, ...] = (
     "hello", "hi", "hey", "good morning", "good afternoon", "good evening",
-    "你好", "您好", "早上好", "晚上好", "嗨",
+    "你好", "您好", "早上好", "晚上好", "嗨", "好久不见",
     "hallo", "guten tag", "guten morgen", "hola", "buenos días", "buenas tardes",
     "bonjour", "salut", "ciao", "buongiorno", "olá", "bom dia", "こんにちは", "おはよう",
 )  # fmt: skip
@@ -109,7 +115,8 @@ class OfflineChoice:
     Attributes:
         text: The authored line.
         source: Where it comes from: `example`, `greeting`, `lore` or `fallback`.
-        score: Similarity of the user's message to what was matched (0 for fallbacks).
+        score: Similarity of the user's message to what was matched; for a
+            fallback, the best similarity seen, which fell short.
         emotion: The example's emotion, if it has one.
 
     """
@@ -160,6 +167,7 @@ class OfflineChatModel(BaseChatModel):
         threshold: Least similarity for an example or lore entry.
         greeting_threshold: Least similarity for a message to count as a greeting.
         cjk_threshold: Least character overlap, for Chinese/Japanese/Korean text.
+        cjk_greeting_threshold: Least character overlap for a CJK greeting.
 
     Example:
         ```python
@@ -177,15 +185,26 @@ class OfflineChatModel(BaseChatModel):
     threshold: float = THRESHOLD
     greeting_threshold: float = GREETING_THRESHOLD
     cjk_threshold: float = CJK_THRESHOLD
+    cjk_greeting_threshold: float = CJK_GREETING_THRESHOLD
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _probes: list[_Probe] | None = PrivateAttr(default=None)
     _vectors: list[list[float]] | None = PrivateAttr(default=None)
     _rarity: _Rarity | None = PrivateAttr(default=None)
 
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> OfflineChatModel:
+        # The lock cannot be copied; the persona, the embedder and the built
+        # index are never mutated, so a copy may share them.
+        return self.model_copy()
+
     @property
     def _llm_type(self) -> str:
         return "personae-offline"
+
+    @property
+    def model_name(self) -> str:
+        """Always `offline`, as in its replies' `response_metadata`."""
+        return "offline"
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -219,7 +238,7 @@ class OfflineChatModel(BaseChatModel):
         probes, scores = self._score(query)
         cjk = _is_cjk(query)
         bar = self.cjk_threshold if cjk else self.threshold
-        greeting_bar = self.cjk_threshold if cjk else self.greeting_threshold
+        greeting_bar = self.cjk_greeting_threshold if cjk else self.greeting_threshold
         best: dict[tuple[Source, str], OfflineChoice] = {}
         greeting_score = 0.0
         for probe, score in zip(probes, scores, strict=True):

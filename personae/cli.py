@@ -177,7 +177,8 @@ async def _repl(agent: Agent, scope: Any, as_json: bool, turn_cls: Any) -> None:
     try:
         while True:
             try:
-                text = (await asyncio.to_thread(console.input, "[bold cyan]you>[/bold cyan] ")).strip()
+                line = await asyncio.to_thread(console.input, "[bold cyan]you>[/bold cyan] ")
+                text = line.strip()
             except EOFError:
                 break
             if not text:

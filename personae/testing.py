@@ -88,7 +88,7 @@ class FakeChatModel(BaseChatModel):
         """Record the tool names and return the model itself (the script decides calls)."""
         names = []
         for tool in tools:
-            name = getattr(tool, "name", None) or (tool.get("name") if isinstance(tool, dict) else None)
+            name = tool.get("name") if isinstance(tool, dict) else getattr(tool, "name", None)
             names.append(str(name))
         self._tools = names
         return self

@@ -30,8 +30,8 @@ from langchain.agents.middleware import (
 )
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
-from langchain_core.tools import BaseTool
 from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
 
 from personae.agents.models import make_chat_model, model_chain
 from personae.agents.resilience import RetryMiddleware
@@ -376,9 +376,9 @@ class Agent:
             flags.append("offline")
         if link > 0:
             flags.append("fallback")
-        for m in produced:
-            if getattr(m, "status", None) == "error":
-                trace.append({"step": "tool", "name": getattr(m, "name", None), "outcome": "error"})
+        for message in produced:
+            if getattr(message, "status", None) == "error":
+                trace.append({"step": "tool", "name": message.name, "outcome": "error"})
         return Reply(
             text=text,
             actions=[a for a in all_actions if a.name != _EMOTION_TOOL],

@@ -32,9 +32,9 @@ from personae.personas.model import HostAction, Persona
 __all__ = [
     "BUILTIN_TOOLS",
     "build_tools",
+    "collect_actions",
     "host_action_tool",
     "load_tool",
-    "collect_actions",
 ]
 
 
@@ -120,9 +120,10 @@ def load_tool(name: str) -> BaseTool:
             "has no docstring",
             "add one: the model reads it to know when and how to call the tool",
         )
-    made = StructuredTool.from_function(obj) if not _is_async(obj) else StructuredTool.from_function(
-        coroutine=obj
-    )
+    if _is_async(obj):
+        made = StructuredTool.from_function(coroutine=obj)
+    else:
+        made = StructuredTool.from_function(obj)
     made.handle_tool_error = True
     return made
 

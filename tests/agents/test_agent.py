@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from personae.agents.agent import Agent
@@ -153,7 +152,7 @@ async def test_offline_model_ends_every_chain(tmp_path: Path) -> None:
     await agent.aclose()
 
     assert reply.offline and reply.model == "offline"
-    assert reply.text in {"Stew and dark ale.", "Couldn't tell you, love.", "Welcome to the Lantern!"}
+    assert reply.text == "Stew and dark ale."
 
 
 async def test_failed_turn_still_answers_and_keeps_the_message(tmp_path: Path) -> None:
@@ -189,7 +188,7 @@ async def test_history_survives_a_new_agent_on_the_same_home(tmp_path: Path) -> 
     other = await second.history(Scope(persona="brenna", user="bob"))
     await second.aclose()
 
-    seen = [m.text for m in model.calls[0] if not m.type == "system"]
+    seen = [m.text for m in model.calls[0] if m.type != "system"]
     assert seen == ["My name is Ann.", "Nice to meet you, Ann.", "What's my name?"]
     assert other == []
 
@@ -219,7 +218,7 @@ async def test_lore_and_world_reach_the_prompt(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", retry_wait_max=0.01)
     persona = _persona(lore=[{"keys": ["dragon"], "content": "A dragon sleeps under Mount Ash."}])
     agent = Agent(persona, model=model, fallbacks=[], settings=settings, embedder=FakeEmbeddings())
-    await agent.respond(Turn(text="Any dragons about?", world={"weather": "storm"}))
+    await agent.respond(Turn(text="Is there a dragon near here?", world={"weather": "storm"}))
     await agent.respond(Turn(text="And the weather?"))
     await agent.aclose()
 

@@ -162,7 +162,6 @@ class WordPieceCounter:
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
-        self._fallback = HeuristicCounter()
 
     @property
     def path(self) -> Path | None:
@@ -178,10 +177,17 @@ class WordPieceCounter:
         """Return the number of WordPiece tokens in `text`, without special tokens."""
         if not text:
             return 0
-        tokenizer = _load(self.path)
-        if tokenizer is None:
-            return self._fallback.count(text)
-        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+        return _count_cached(self.path, text)
+
+
+# The compiler counts the same sections on every turn; encoding is the
+# costliest part of compiling a prompt, so counts are memoised per text.
+@functools.lru_cache(maxsize=8192)
+def _count_cached(path: Path | None, text: str) -> int:
+    tokenizer = _load(path)
+    if tokenizer is None:
+        return HeuristicCounter().count(text)
+    return len(tokenizer.encode(text, add_special_tokens=False).ids)
 
 
 @functools.cache

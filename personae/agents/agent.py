@@ -15,7 +15,7 @@ import asyncio
 import contextvars
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,15 +60,24 @@ _trace: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.Contex
 class _TurnContext:
     """Per-turn runtime context handed to the middleware by LangGraph."""
 
-    system_prompt: str
+    turn: Turn
+    compile: Callable[[Turn, Sequence[str]], CompiledPrompt]
     trace: list[dict[str, Any]] = field(default_factory=list)
+    prompt: CompiledPrompt | None = None
 
 
 @dynamic_prompt
 def _style_prompt(request: ModelRequest[_TurnContext]) -> str:
-    # The prompt is compiled before the run (it needs memory and lore), and
-    # set here so it never lands in the checkpointed history.
-    return request.runtime.context.system_prompt
+    # Compiled here, from the messages LangGraph already loaded, so a turn
+    # reads its history once; set as the system message, so the prompt never
+    # lands in the checkpointed history.
+    context = request.runtime.context
+    said = [m.text for m in request.messages if isinstance(m, HumanMessage | AIMessage) and m.text]
+    prompt = context.compile(context.turn, said[-_LORE_SCAN_MESSAGES:])
+    if context.prompt is None or context.prompt.text != prompt.text:
+        context.trace.append({"step": "prompt", **prompt.as_dict(full=False)})
+    context.prompt = prompt
+    return prompt.text
 
 
 class _AnsweredBy(AgentMiddleware[Any, _TurnContext, Any]):
@@ -229,7 +238,14 @@ class Agent:
             from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
             self.home.mkdir(parents=True, exist_ok=True)
-            self._conn = await aiosqlite.connect(str(self.home / "conversations.sqlite"))
+            connecting = aiosqlite.connect(str(self.home / "conversations.sqlite"))
+            # aiosqlite's worker thread is not a daemon: a script that never
+            # calls `close()` would hang at exit. The saver commits every
+            # write, so nothing is lost when a daemon worker ends with the process.
+            worker = getattr(connecting, "_thread", None)
+            if worker is not None:
+                worker.daemon = True
+            self._conn = await connecting
             saver = AsyncSqliteSaver(self._conn)
             await saver.setup()
             labels = {id(m): (i, spec) for i, (spec, m) in enumerate(self.chain)}
@@ -269,11 +285,11 @@ class Agent:
     async def explain(self, turn: Turn | str) -> CompiledPrompt:
         """Return the system prompt this turn would get, with `explain()` of what went in."""
         turn, scope, _ = self._turn(turn)
-        return self.compile(turn, await self.history(scope))
+        said = [m.text for m in await self.history(scope) if m.text] + [_human_text(turn)]
+        return self.compile(turn, said[-_LORE_SCAN_MESSAGES:])
 
-    def compile(self, turn: Turn, history: Sequence[BaseMessage]) -> CompiledPrompt:
-        """Compile the style prompt for `turn` given the conversation so far."""
-        recent = [m.text for m in history[-(_LORE_SCAN_MESSAGES - 1) :]] + [turn.text]
+    def compile(self, turn: Turn, recent: Sequence[str]) -> CompiledPrompt:
+        """Compile the style prompt for `turn`; lore keys are looked for in `recent` texts."""
         return compile_prompt(
             self.persona,
             lore=activate(self.persona.lore, recent),
@@ -308,14 +324,12 @@ class Agent:
     async def _run(self, turn_in: Turn | str, *, stream: bool) -> AsyncIterator[str | Reply]:
         graph = await self._ensure_graph()
         turn, scope, config = self._turn(turn_in)
-        history = await self.history(scope)
-        prompt = self.compile(turn, history)
-        trace: list[dict[str, Any]] = [{"step": "prompt", **prompt.as_dict(full=False)}]
+        trace: list[dict[str, Any]] = []
         token = _trace.set(trace)
         human = HumanMessage(_human_text(turn), id=str(uuid.uuid4()))
         if turn.speaker:
             human.name = turn.speaker
-        context = _TurnContext(system_prompt=prompt.text, trace=trace)
+        context = _TurnContext(turn=turn, compile=self.compile, trace=trace)
         messages: list[BaseMessage] = []
         try:
             async with asyncio.timeout(self.turn_timeout):

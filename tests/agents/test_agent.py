@@ -230,3 +230,23 @@ async def test_lore_and_world_reach_the_prompt(tmp_path: Path) -> None:
 
 def _texts(messages: list[BaseMessage]) -> list[str]:
     return [m.text for m in messages]
+
+
+def test_a_script_that_never_closes_the_agent_still_exits(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "from pathlib import Path\n"
+        "from personae.agents.agent import Agent\n"
+        "from personae.settings import Settings\n"
+        "from personae.testing import FakeChatModel, FakeEmbeddings\n"
+        "agent = Agent(__import__('personae').Persona(id='x', name='X'),"
+        " model=FakeChatModel(default='Aye.'), fallbacks=[],"
+        f" settings=Settings(home=Path({str(tmp_path)!r})), embedder=FakeEmbeddings())\n"
+        "print(agent.respond_sync('hi').text)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "Aye."

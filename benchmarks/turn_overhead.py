@@ -2,7 +2,9 @@
 
 Both run the same instant fake model with the same system prompt, in the same
 process and run, so the ratio says what personae adds (prompt compilation,
-lore, middleware, SQLite history, trace) on top of LangChain itself. Also
+lore, middleware, SQLite history, trace) on top of LangChain itself. A second
+baseline gives the bare agent the same SQLite checkpointer, to separate the
+cost of persistence from the cost of personae's own work. Also
 measures the time from process start to the first reply of `personae chat`
 in pipe mode, against starting Python and importing LangChain's agent.
 
@@ -30,20 +32,33 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _bare(turns: int, prompt: str) -> list[float]:
+async def _bare(turns: int, prompt: str, db: Path | None = None) -> list[float]:
+    """A bare `create_agent`; history in memory, or in SQLite like personae when `db` is set."""
     from langchain.agents import create_agent
     from langchain_core.messages import HumanMessage
 
     from personae.testing import FakeChatModel
 
-    graph = create_agent(FakeChatModel(default="Aye."), [], system_prompt=prompt)
+    model = FakeChatModel(default="Aye.")
     times = []
-    history: list[object] = []
-    for i in range(turns):
-        start = time.perf_counter()
-        state = await graph.ainvoke({"messages": [*history, HumanMessage(f"hello {i}")]})
-        times.append(time.perf_counter() - start)
-        history = state["messages"][-20:]
+    if db is None:
+        graph = create_agent(model, [], system_prompt=prompt)
+        history: list[object] = []
+        for i in range(turns):
+            start = time.perf_counter()
+            state = await graph.ainvoke({"messages": [*history, HumanMessage(f"hello {i}")]})
+            times.append(time.perf_counter() - start)
+            history = state["messages"]
+        return times
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    async with AsyncSqliteSaver.from_conn_string(str(db)) as saver:
+        graph = create_agent(model, [], system_prompt=prompt, checkpointer=saver)
+        config = {"configurable": {"thread_id": "bench"}}
+        for i in range(turns):
+            start = time.perf_counter()
+            await graph.ainvoke({"messages": [HumanMessage(f"hello {i}")]}, config)
+            times.append(time.perf_counter() - start)
     return times
 
 
@@ -90,6 +105,7 @@ def main() -> None:
         asyncio.run(_bare(3, prompt))
         ours, _ = asyncio.run(_personae(args.turns, Path(home) / "run"))
         bare = asyncio.run(_bare(args.turns, prompt))
+        bare_sqlite = asyncio.run(_bare(args.turns, prompt, Path(home) / "bare.sqlite"))
 
         env_cmd = [sys.executable, "-m", "personae.cli", "chat", str(EXAMPLE),
                    "--user", "bench"]
@@ -109,6 +125,10 @@ def main() -> None:
         "bare_p95_ms": _pct(bare, 0.95) * 1000,
         "ratio_p50": statistics.median(ours) / statistics.median(bare),
         "ratio_p95": _pct(ours, 0.95) / _pct(bare, 0.95),
+        "bare_sqlite_p50_ms": statistics.median(bare_sqlite) * 1000,
+        "bare_sqlite_p95_ms": _pct(bare_sqlite, 0.95) * 1000,
+        "ratio_sqlite_p50": statistics.median(ours) / statistics.median(bare_sqlite),
+        "ratio_sqlite_p95": _pct(ours, 0.95) / _pct(bare_sqlite, 0.95),
         "chat_first_reply_s": first_reply,
         "python_import_langchain_s": baseline_start,
         "ratio_first_reply": first_reply / baseline_start,
@@ -117,7 +137,11 @@ def main() -> None:
           f"p95 {result['personae_p95_ms']:.2f} ms")
     print(f"bare agent      p50 {result['bare_p50_ms']:.2f} ms  "
           f"p95 {result['bare_p95_ms']:.2f} ms")
-    print(f"ratio           p50 {result['ratio_p50']:.2f}x  p95 {result['ratio_p95']:.2f}x")
+    print(f"bare + SQLite   p50 {result['bare_sqlite_p50_ms']:.2f} ms  "
+          f"p95 {result['bare_sqlite_p95_ms']:.2f} ms")
+    print(f"ratio vs bare           p50 {result['ratio_p50']:.2f}x  p95 {result['ratio_p95']:.2f}x")
+    print(f"ratio vs bare + SQLite  p50 {result['ratio_sqlite_p50']:.2f}x  "
+          f"p95 {result['ratio_sqlite_p95']:.2f}x")
     print(f"personae chat (pipe) start to first reply: {first_reply:.2f} s "
           f"(python + import langchain.agents: {baseline_start:.2f} s, "
           f"{result['ratio_first_reply']:.1f}x)")

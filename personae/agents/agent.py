@@ -72,8 +72,13 @@ def _style_prompt(request: ModelRequest[_TurnContext]) -> str:
     # reads its history once; set as the system message, so the prompt never
     # lands in the checkpointed history.
     context = request.runtime.context
-    said = [m.text for m in request.messages if isinstance(m, HumanMessage | AIMessage) and m.text]
-    prompt = context.compile(context.turn, said[-_LORE_SCAN_MESSAGES:])
+    said: list[str] = []
+    for message in reversed(request.messages):
+        if len(said) == _LORE_SCAN_MESSAGES:
+            break
+        if isinstance(message, HumanMessage | AIMessage) and message.text:
+            said.insert(0, message.text)
+    prompt = context.compile(context.turn, said)
     if context.prompt is None or context.prompt.text != prompt.text:
         context.trace.append({"step": "prompt", **prompt.as_dict(full=False)})
     context.prompt = prompt

@@ -269,6 +269,36 @@ def _index(node: yaml.Node, loc: _Loc, src: _Source, problems: list[Problem]) ->
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _index(item, (*loc, str(i)), src, problems)
+    elif isinstance(node, yaml.ScalarNode) and node.style is None:
+        cut = _cut_by_comment(node)
+        if cut is not None:
+            problems.append(src.problem(
+                loc, node.value,
+                f"the text after it, {cut!r}, was dropped: in YAML a space and `#` start a "
+                "comment",
+                "put the whole value in double quotes, or use `>-` and write it on the next "
+                "lines",
+            ))
+
+
+def _cut_by_comment(node: yaml.ScalarNode) -> str | None:
+    """Return what a same-line comment cut off an unquoted string, if it looks like text.
+
+    `reply: Ask in #help` is read as `Ask in`: channel names and hashtags in
+    dialogue are text, not comments. A comment proper (`# note`, with a space)
+    is left alone.
+    """
+    mark = node.end_mark
+    buffer = getattr(mark, "buffer", None)
+    if node.tag != "tag:yaml.org,2002:str" or not isinstance(buffer, str):
+        return None
+    end = buffer.find("\n", mark.pointer)
+    rest = buffer[mark.pointer : end if end >= 0 else len(buffer)].rstrip("\0")
+    match = _TEXT_COMMENT.match(rest)
+    return match.group(1).strip() if match else None
+
+
+_TEXT_COMMENT = re.compile(r"^[ \t]+(#\S.*)$")
 
 
 _Origin = tuple[_Source, _Loc]

@@ -140,6 +140,10 @@ BROKEN_CASES = [
      ["bad_entries.yaml:5: entries.1.contents: is not a known field", "did you mean 'content'?",
       "bad_entries.yaml:4: entries.1.content: is required but missing"]),
     ("empty.yaml", ["empty.yaml: (file): the file is empty", "`schema: personae/v1`"]),
+    ("hash_in_text.yaml",
+     ["hash_in_text.yaml:5: greetings.0='Welcome! Ask in': the text after it, "
+      "'#help if you are stuck.  # a real comment after is fine', was dropped",
+      "put the whole value in double quotes"]),
     ("top_list.yaml", ["top_list.yaml:1: (file): the file holds a list, not a mapping"]),
     ("invalid.json",
      ["invalid.json:5: (file): invalid JSON at line 5, column 3", "add a comma"]),

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -132,6 +133,11 @@ def chat(
     except PersonaeError as exc:
         raise _fail(exc) from None
     scope = Scope(persona=agent.persona.id, user=user)
+    if agent.chain[0][0] == "offline":
+        # Loading the embedding model takes seconds; do it while the user types.
+        warm = getattr(agent.chain[0][1], "warm", None)
+        if warm is not None:
+            threading.Thread(target=warm, name="personae-warm", daemon=True).start()
     runner = _pipe if not sys.stdin.isatty() else _repl
     try:
         asyncio.run(runner(agent, scope, as_json, Turn))

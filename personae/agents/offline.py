@@ -291,6 +291,10 @@ class OfflineChatModel(BaseChatModel):
                 self._probes = probes
             return self._probes, self._vectors, self._rarity
 
+    def warm(self) -> None:
+        """Load the embedding model and embed the persona's lines now, not on the first reply."""
+        self._index()
+
     def _embedder(self) -> Embedder:
         return self.embedder if self.embedder is not None else default_embedder()
 

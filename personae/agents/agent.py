@@ -15,6 +15,7 @@ import asyncio
 import contextvars
 import logging
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +192,9 @@ class Agent:
         self._graph: Any = None
         self._conn: Any = None
         self._lock = asyncio.Lock()
+        self._scope_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._runner: asyncio.Runner | None = None
 
     @classmethod
@@ -329,6 +333,16 @@ class Agent:
     async def _run(self, turn_in: Turn | str, *, stream: bool) -> AsyncIterator[str | Reply]:
         graph = await self._ensure_graph()
         turn, scope, config = self._turn(turn_in)
+        # Turns of one scope run one after another: two at once would both
+        # extend the same history and one of the messages could be lost.
+        lock = self._scope_locks.setdefault(scope.thread_id(), asyncio.Lock())
+        async with lock:
+            async for item in self._locked_run(graph, turn, scope, config, stream=stream):
+                yield item
+
+    async def _locked_run(
+        self, graph: Any, turn: Turn, scope: Scope, config: RunnableConfig, *, stream: bool
+    ) -> AsyncIterator[str | Reply]:
         trace: list[dict[str, Any]] = []
         token = _trace.set(trace)
         human = HumanMessage(_human_text(turn), id=str(uuid.uuid4()))
@@ -349,7 +363,11 @@ class Agent:
                             messages = list(payload["messages"])
                             continue
                         chunk, meta = payload
-                        if not isinstance(chunk, AIMessageChunk) or not chunk.text:
+                        if (
+                            not isinstance(chunk, AIMessageChunk)
+                            or not chunk.text
+                            or meta.get("langgraph_node") != "model"
+                        ):
                             continue
                         step = meta.get("langgraph_step")
                         if emitted and step != last_node_step:

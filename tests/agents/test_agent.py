@@ -250,3 +250,19 @@ def test_a_script_that_never_closes_the_agent_still_exits(tmp_path: Path) -> Non
                           timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "Aye."
+
+
+async def test_concurrent_turns_of_one_scope_lose_no_message(tmp_path: Path) -> None:
+    import asyncio
+
+    agent = _agent(tmp_path, FakeChatModel(default="Noted."), fallbacks=[])
+    scope = Scope(persona="brenna", user="ann")
+    said = [f"message {i}" for i in range(6)]
+    replies = await asyncio.gather(*(agent.respond(Turn(text=t, scope=scope)) for t in said))
+    history = await agent.history(scope)
+    await agent.aclose()
+
+    assert [r.text for r in replies] == ["Noted."] * 6
+    humans = sorted(m.text for m in history if isinstance(m, HumanMessage))
+    assert humans == said
+    assert len(history) == 12

@@ -2,51 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from personae.scope import Scope
+
 __all__ = ["Action", "Reply", "Scope", "Turn", "Usage"]
-
-
-class Scope(BaseModel):
-    """Whose conversation this is: memory, history and limits are keyed by it.
-
-    At least the persona and the user; Discord adds guild and channel, games
-    add world and save slot, the HTTP endpoint adds tenant. Two scopes that
-    differ in any key never see each other's history.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    persona: str
-    """Persona id."""
-    user: str = "local"
-    """Who the character talks to."""
-    tenant: str | None = None
-    """Deployment tenant (HTTP endpoint)."""
-    guild: str | None = None
-    """Discord guild."""
-    channel: str | None = None
-    """Discord channel or thread."""
-    world: str | None = None
-    """Game world."""
-    save_slot: str | None = None
-    """Game save slot."""
-
-    def key(self) -> str:
-        """Return a stable, readable key of every part that is set, e.g. `mira/user=ann`."""
-        parts = [self.persona]
-        for name in ("tenant", "guild", "channel", "world", "save_slot", "user"):
-            value = getattr(self, name)
-            if value is not None:
-                parts.append(f"{name}={value}")
-        return "/".join(parts)
-
-    def thread_id(self) -> str:
-        """Return the checkpointer thread id: a hash of `key()`, safe in any store."""
-        return hashlib.sha256(self.key().encode("utf-8")).hexdigest()[:32]
 
 
 class Turn(BaseModel):

@@ -67,5 +67,5 @@ class MemoryRecord(BaseModel):
 
     @classmethod
     def now(cls) -> float:
-        """Current wall-clock time as stored in records."""
+        """Return the current wall-clock time, as stored in records."""
         return time.time()

@@ -69,7 +69,8 @@ async def _personae(turns: int, home: Path) -> tuple[list[float], str]:
     from personae.testing import FakeChatModel, FakeEmbeddings
 
     agent = Agent.from_file(EXAMPLE, model=FakeChatModel(default="Aye."), fallbacks=[],
-                            settings=Settings(home=home), embedder=FakeEmbeddings())
+                            settings=Settings(home=home), embedder=FakeEmbeddings(),
+                            memory=False)
     prompt = (await agent.explain(Turn(text="hello"))).text
     times = []
     for i in range(turns):

@@ -19,7 +19,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
@@ -32,17 +32,25 @@ from langchain.agents.middleware import (
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langchain_core.tools import BaseTool
+from langchain_core.tools import BaseTool, ToolException
 
+from personae.agents.memory_tools import MEMORY_TOOLS, memory_tools
 from personae.agents.models import make_chat_model, model_chain
+from personae.agents.offline import OfflineChatModel
 from personae.agents.resilience import RetryMiddleware
 from personae.agents.tools import build_tools, collect_actions, host_action_tool
 from personae.agents.turn import Reply, Scope, Turn, Usage
+from personae.errors import ToolLoadError
 from personae.personas.loading import load_persona
 from personae.personas.lore import activate
 from personae.personas.model import HostAction, Persona
 from personae.personas.prompt import CompiledPrompt, compile_prompt
 from personae.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from personae.memory.facts import Fact, FactExtractor
+    from personae.memory.store import MemoryStore
+    from personae.memory.writer import MemoryWriter
 
 __all__ = ["Agent"]
 
@@ -62,7 +70,9 @@ class _TurnContext:
     """Per-turn runtime context handed to the middleware by LangGraph."""
 
     turn: Turn
-    compile: Callable[[Turn, Sequence[str]], CompiledPrompt]
+    scope: Scope
+    compile: Callable[[Turn, Sequence[str], Sequence[str]], CompiledPrompt]
+    memories: list[str] = field(default_factory=list)
     trace: list[dict[str, Any]] = field(default_factory=list)
     prompt: CompiledPrompt | None = None
 
@@ -79,7 +89,7 @@ def _style_prompt(request: ModelRequest[_TurnContext]) -> str:
             break
         if isinstance(message, HumanMessage | AIMessage) and message.text:
             said.insert(0, message.text)
-    prompt = context.compile(context.turn, said)
+    prompt = context.compile(context.turn, said, context.memories)
     if context.prompt is None or context.prompt.text != prompt.text:
         context.trace.append({"step": "prompt", **prompt.as_dict(full=False)})
     context.prompt = prompt
@@ -148,6 +158,8 @@ class Agent:
         turn_timeout: Seconds after which a turn gives up and answers offline.
         history_messages: How many recent messages the model sees; older ones
             stay stored but are not sent.
+        memory: A `MemoryStore` to use, `False` for none; default: a store
+            under `home` when the persona's `memory.enabled` is true.
 
     Raises:
         ModelSpecError, UnknownProviderError, MissingCredentialsError,
@@ -175,6 +187,7 @@ class Agent:
         embedder: Any = None,
         turn_timeout: float = 120.0,
         history_messages: int = 40,
+        memory: MemoryStore | bool | None = None,
     ) -> None:
         self.persona = persona
         self.settings = settings or get_settings()
@@ -185,10 +198,26 @@ class Agent:
         self.chain = self._build_chain(model, fallbacks)
         self._offline = self.chain[-1][1]
         self._action_names = {a.name for a in persona.actions}
+        self._store: MemoryStore | None = (
+            None if memory is None or isinstance(memory, bool) else memory
+        )
+        self._owns_store = False
+        self.memory_enabled = (
+            self._store is not None
+            or memory is True
+            or (memory is None and persona.memory.enabled)
+        )
+        self._writer: MemoryWriter | None = None
         extra = list(tools)
         if persona.emotions:
             extra.append(host_action_tool(_emotion_action(persona.emotions)))
-        self.tools = build_tools(persona, extra=extra)
+        wanted = tuple(name for name in persona.tools if name in MEMORY_TOOLS)
+        if wanted and not self.memory_enabled:
+            raise ToolLoadError(
+                wanted[0], "needs long-term memory", "set `memory: {enabled: true}` in the persona"
+            )
+        named = {t.name: t for t in memory_tools(self._require_store, names=wanted)}
+        self.tools = build_tools(persona, extra=extra, named=named)
         self._graph: Any = None
         self._conn: Any = None
         self._lock = asyncio.Lock()
@@ -246,6 +275,12 @@ class Agent:
             import aiosqlite
             from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+            if self.memory_enabled and self._store is None:
+                self._store = await asyncio.to_thread(self._open_store)
+                self._owns_store = True
+            if self._store is not None and self._writer is None:
+                self._writer = self._make_writer(self._store)
+
             self.home.mkdir(parents=True, exist_ok=True)
             connecting = aiosqlite.connect(str(self.home / "conversations.sqlite"))
             # aiosqlite's worker thread is not a daemon: a script that never
@@ -295,15 +330,93 @@ class Agent:
         """Return the system prompt this turn would get, with `explain()` of what went in."""
         turn, scope, _ = self._turn(turn)
         said = [m.text for m in await self.history(scope) if m.text] + [_human_text(turn)]
-        return self.compile(turn, said[-_LORE_SCAN_MESSAGES:])
+        memories = await self._recall(scope, turn, touch=False)
+        return self.compile(turn, said[-_LORE_SCAN_MESSAGES:], memories)
 
-    def compile(self, turn: Turn, recent: Sequence[str]) -> CompiledPrompt:
-        """Compile the style prompt for `turn`; lore keys are looked for in `recent` texts."""
+    def compile(
+        self, turn: Turn, recent: Sequence[str], memories: Sequence[str] = ()
+    ) -> CompiledPrompt:
+        """Compile the style prompt for `turn`.
+
+        Args:
+            turn: The turn being answered (its world state goes in).
+            recent: Texts of the recent conversation; lore keys are looked for here.
+            memories: Recalled memories, most relevant first.
+        """
         return compile_prompt(
             self.persona,
+            memories=memories,
             lore=activate(self.persona.lore, recent),
             world=turn.world or None,
         )
+
+    # -- memory -----------------------------------------------------------------
+
+    def _open_store(self) -> MemoryStore:
+        from personae.memory.store import MemoryStore
+
+        embedder = self._embedder
+        if embedder is None:
+            from personae.memory.embeddings import default_embedder
+
+            embedder = default_embedder()
+        server = self.settings.env("PERSONAE_CHROMA_URL")
+        return MemoryStore(self.home / "memory", server=server, embedder=embedder)
+
+    def warm(self) -> None:
+        """Load the embedding model now (blocking), so the first turn does not wait for it.
+
+        Does nothing when neither memory nor the offline model as first choice needs it.
+        """
+        first = self.chain[0][1]
+        if isinstance(first, OfflineChatModel):
+            first.warm()
+        elif self.memory_enabled and self._embedder is None:
+            from personae.memory.embeddings import default_embedder
+
+            default_embedder().embed(["warm up"])
+
+    def _make_writer(self, store: MemoryStore) -> MemoryWriter:
+        from personae.memory.facts import ModelFactExtractor, RuleFactExtractor
+        from personae.memory.writer import MemoryWriter
+
+        policy = self.persona.memory
+        extractor: FactExtractor
+        first_spec, first_model = self.chain[0]
+        if not policy.extract_facts:
+            extractor = _NoFacts()
+        elif first_spec != "offline" and not isinstance(first_model, OfflineChatModel):
+            # A real model reads facts better than rules; it costs one
+            # background call per turn, never on the reply's path.
+            extractor = ModelFactExtractor(first_model)
+        else:
+            extractor = RuleFactExtractor()
+        return MemoryWriter(store, persona_name=self.persona.display_name, extractor=extractor)
+
+    def _require_store(self) -> MemoryStore:
+        if self._store is None:
+            raise ToolException("memory is not open yet")
+        return self._store
+
+    @property
+    def memory(self) -> MemoryStore | None:
+        """The long-term memory store, once the first turn has opened it (or as given)."""
+        return self._store
+
+    async def _recall(self, scope: Scope, turn: Turn, *, touch: bool = True) -> list[str]:
+        """Return recalled memory texts for the turn, most relevant first; [] without memory."""
+        store = self._store
+        if store is None or not turn.text.strip() or self.persona.memory.recall_limit == 0:
+            return []
+        from personae.memory.scoring import recall
+
+        found = await asyncio.to_thread(
+            recall, store, scope, turn.text,
+            limit=self.persona.memory.recall_limit,
+            half_life_days=self.persona.memory.half_life_days,
+            touch=touch,
+        )
+        return [item.record.text for item in found.items]
 
     async def respond(self, turn: Turn | str) -> Reply:
         """Answer one turn and return the full `Reply`.
@@ -348,10 +461,12 @@ class Agent:
         human = HumanMessage(_human_text(turn), id=str(uuid.uuid4()))
         if turn.speaker:
             human.name = turn.speaker
-        context = _TurnContext(turn=turn, compile=self.compile, trace=trace)
+        context = _TurnContext(turn=turn, scope=scope, compile=self.compile, trace=trace)
         messages: list[BaseMessage] = []
         try:
             async with asyncio.timeout(self.turn_timeout):
+                context.memories = await self._recall(scope, turn)
+                trace.append({"step": "memory", "recalled": len(context.memories)})
                 if stream:
                     last_node_step: object = None
                     emitted = False
@@ -387,7 +502,21 @@ class Agent:
             yield reply
             return
         _trace.reset(token)
-        yield self._reply(messages, human, trace)
+        reply = self._reply(messages, human, trace)
+        if self._writer is not None:
+            # After the reply is built and before it is handed over: the write
+            # runs as a background task, so the reply never waits for it.
+            self._writer.schedule(
+                scope,
+                user_text=turn.text,
+                reply_text=reply.text,
+                speaker=turn.speaker,
+                turn_id=human.id,
+                game_time=_game_time(turn),
+                recalled=context.memories,
+                system_texts=[context.prompt.text] if context.prompt else [],
+            )
+        yield reply
 
     def _reply(
         self, messages: list[BaseMessage], human: HumanMessage, trace: list[dict[str, Any]]
@@ -447,8 +576,34 @@ class Agent:
         _, _, config = self._turn(Turn(scope=scope))
         await graph.checkpointer.adelete_thread(config["configurable"]["thread_id"])
 
+    async def forget(self, scope: Scope | None = None) -> int:
+        """Erase everything kept about `scope`: memories, transcript and checkpoints.
+
+        The erased text is gone from every file under the data directory (the
+        databases are compacted), not only hidden. Returns the number of
+        memories erased.
+        """
+        graph = await self._ensure_graph()
+        _, scope, config = self._turn(Turn(scope=scope))
+        if self._writer is not None:
+            await self._writer.drain()
+        erased = 0
+        if self._store is not None:
+            erased = await asyncio.to_thread(self._store.forget, scope)
+        await graph.checkpointer.adelete_thread(config["configurable"]["thread_id"])
+        # Deleted rows stay in free pages and the write-ahead log until compacted.
+        await self._conn.commit()
+        await self._conn.execute("VACUUM")
+        await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return erased
+
     async def aclose(self) -> None:
-        """Close the history database."""
+        """Finish pending memory writes, then close the history database and memory store."""
+        if self._writer is not None:
+            await self._writer.drain()
+        if self._store is not None and self._owns_store:
+            await asyncio.to_thread(self._store.close)
+            self._store, self._owns_store, self._writer = None, False, None
         if self._conn is not None:
             await self._conn.close()
             self._conn, self._graph = None, None
@@ -459,6 +614,21 @@ class Agent:
             self._runner.run(self.aclose())
             self._runner.close()
             self._runner = None
+
+
+class _NoFacts:
+    """Extracts nothing: for personas whose policy turns fact extraction off."""
+
+    def extract(self, text: str, *, speaker: str | None = None) -> list[Fact]:
+        return []
+
+    async def aextract(self, text: str, *, speaker: str | None = None) -> list[Fact]:
+        return []
+
+
+def _game_time(turn: Turn) -> str | None:
+    value = turn.world.get("time") or turn.world.get("game_time")
+    return str(value) if value is not None else None
 
 
 def _human_text(turn: Turn) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -165,13 +165,25 @@ def host_action_tool(action: HostAction) -> BaseTool:
     )
 
 
-def build_tools(persona: Persona, *, extra: Sequence[BaseTool] = ()) -> list[BaseTool]:
+def build_tools(
+    persona: Persona,
+    *,
+    extra: Sequence[BaseTool] = (),
+    named: Mapping[str, BaseTool] | None = None,
+) -> list[BaseTool]:
     """Return every tool the persona may call: named tools, host actions, then `extra`.
+
+    Args:
+        persona: The character; its `tools` names what it may call.
+        extra: Tools given in code, always included.
+        named: Tools the caller provides by name (e.g. `remember` bound to a
+            memory store); they win over built-ins of the same name.
 
     Raises:
         ToolLoadError: A named tool cannot be loaded, or two tools share a name.
     """
-    tools = [load_tool(name) for name in persona.tools]
+    named = named or {}
+    tools = [named[name] if name in named else load_tool(name) for name in persona.tools]
     tools += [host_action_tool(action) for action in persona.actions]
     tools += list(extra)
     seen: set[str] = set()

@@ -51,6 +51,7 @@ def _persona(**extra: Any) -> Persona:
 def _agent(tmp_path: Path, model: Any, **kwargs: Any) -> Agent:
     settings = Settings(home=tmp_path / "home", retry_attempts=3, retry_deadline=5.0,
                         retry_wait_max=0.01)
+    kwargs.setdefault("memory", False)
     return Agent(_persona(), model=model, settings=settings, embedder=FakeEmbeddings(),
                  **kwargs)
 
@@ -217,7 +218,8 @@ async def test_lore_and_world_reach_the_prompt(tmp_path: Path) -> None:
     model = FakeChatModel(default="Aye.")
     settings = Settings(home=tmp_path / "home", retry_wait_max=0.01)
     persona = _persona(lore=[{"keys": ["dragon"], "content": "A dragon sleeps under Mount Ash."}])
-    agent = Agent(persona, model=model, fallbacks=[], settings=settings, embedder=FakeEmbeddings())
+    agent = Agent(persona, model=model, fallbacks=[], settings=settings, embedder=FakeEmbeddings(),
+                  memory=False)
     await agent.respond(Turn(text="Is there a dragon near here?", world={"weather": "storm"}))
     await agent.respond(Turn(text="And the weather?"))
     await agent.aclose()
@@ -243,7 +245,8 @@ def test_a_script_that_never_closes_the_agent_still_exits(tmp_path: Path) -> Non
         "from personae.testing import FakeChatModel, FakeEmbeddings\n"
         "agent = Agent(__import__('personae').Persona(id='x', name='X'),"
         " model=FakeChatModel(default='Aye.'), fallbacks=[],"
-        f" settings=Settings(home=Path({str(tmp_path)!r})), embedder=FakeEmbeddings())\n"
+        f" settings=Settings(home=Path({str(tmp_path)!r})), embedder=FakeEmbeddings(),"
+        " memory=False)\n"
         "print(agent.respond_sync('hi').text)\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

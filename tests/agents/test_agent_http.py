@@ -33,7 +33,8 @@ def agent(openai_stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setenv("PERSONAE_OPENAI_BASE_URL", openai_stub.base_url)
     monkeypatch.setenv("PERSONAE_OPENAI_API_KEY", "sk-test-123")
     settings = Settings(home=tmp_path, retry_wait_max=0.01)
-    return Agent(PERSONA, model="openai:gpt-test", settings=settings, embedder=FakeEmbeddings())
+    return Agent(PERSONA, model="openai:gpt-test", settings=settings, embedder=FakeEmbeddings(),
+                 memory=False)
 
 
 async def test_tool_call_and_host_action_over_http(agent: Agent, openai_stub: OpenAIStub) -> None:

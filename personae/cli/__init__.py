@@ -133,20 +133,22 @@ def chat(
     except PersonaeError as exc:
         raise _fail(exc) from None
     scope = Scope(persona=agent.persona.id, user=user)
-    if agent.chain[0][0] == "offline":
-        # Loading the embedding model takes seconds; do it while the user types.
-        warm = getattr(agent.chain[0][1], "warm", None)
-        if warm is not None:
-            threading.Thread(target=warm, name="personae-warm", daemon=True).start()
+    # Loading the embedding model takes seconds: do it while the user types.
+    # The first turn waits for it, so heavy imports never race between threads.
+    warming = threading.Thread(target=agent.warm, name="personae-warm", daemon=True)
+    warming.start()
     runner = _pipe if not sys.stdin.isatty() else _repl
     try:
-        asyncio.run(runner(agent, scope, as_json, Turn))
+        asyncio.run(runner(agent, scope, as_json, Turn, warming))
     except KeyboardInterrupt:
         typer.echo("")
 
 
-async def _pipe(agent: Agent, scope: Any, as_json: bool, turn_cls: Any) -> None:
+async def _pipe(
+    agent: Agent, scope: Any, as_json: bool, turn_cls: Any, warming: threading.Thread
+) -> None:
     """Read one message per line from stdin, print one reply per message."""
+    await asyncio.to_thread(warming.join)
     try:
         while True:
             line = await asyncio.to_thread(sys.stdin.readline)
@@ -168,7 +170,9 @@ async def _pipe(agent: Agent, scope: Any, as_json: bool, turn_cls: Any) -> None:
         await agent.aclose()
 
 
-async def _repl(agent: Agent, scope: Any, as_json: bool, turn_cls: Any) -> None:
+async def _repl(
+    agent: Agent, scope: Any, as_json: bool, turn_cls: Any, warming: threading.Thread
+) -> None:
     """Interactive chat with streamed replies."""
     from rich.console import Console
 
@@ -189,6 +193,7 @@ async def _repl(agent: Agent, scope: Any, as_json: bool, turn_cls: Any) -> None:
                 break
             if not text:
                 continue
+            await asyncio.to_thread(warming.join)
             if text in ("/quit", "/exit"):
                 break
             if text == "/reset":
@@ -214,6 +219,15 @@ async def _repl(agent: Agent, scope: Any, as_json: bool, turn_cls: Any) -> None:
         await agent.aclose()
 
 
+def _mount_groups() -> None:
+    from personae.cli.memory import app as memory_app
+
+    app.add_typer(memory_app, name="memory")
+
+
+_mount_groups()
+
+
 def main() -> None:
     """Entry point of the `personae` console script."""
     from personae.errors import PersonaeError
@@ -226,6 +240,3 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
 
-
-if __name__ == "__main__":
-    main()

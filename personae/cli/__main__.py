@@ -1,0 +1,5 @@
+"""`python -m personae.cli`: the same as the `personae` command."""
+
+from personae.cli import main
+
+main()

@@ -160,6 +160,8 @@ class Agent:
             stay stored but are not sent.
         memory: A `MemoryStore` to use, `False` for none; default: a store
             under `home` when the persona's `memory.enabled` is true.
+        fact_extractor: Finds facts about the user after each turn; default:
+            the first model of the chain when it is a real one, else rules.
 
     Raises:
         ModelSpecError, UnknownProviderError, MissingCredentialsError,
@@ -188,6 +190,7 @@ class Agent:
         turn_timeout: float = 120.0,
         history_messages: int = 40,
         memory: MemoryStore | bool | None = None,
+        fact_extractor: FactExtractor | None = None,
     ) -> None:
         self.persona = persona
         self.settings = settings or get_settings()
@@ -208,6 +211,7 @@ class Agent:
             or (memory is None and persona.memory.enabled)
         )
         self._writer: MemoryWriter | None = None
+        self._fact_extractor = fact_extractor
         extra = list(tools)
         if persona.emotions:
             extra.append(host_action_tool(_emotion_action(persona.emotions)))
@@ -385,6 +389,8 @@ class Agent:
         first_spec, first_model = self.chain[0]
         if not policy.extract_facts:
             extractor = _NoFacts()
+        elif self._fact_extractor is not None:
+            extractor = self._fact_extractor
         elif first_spec != "offline" and not isinstance(first_model, OfflineChatModel):
             # A real model reads facts better than rules; it costs one
             # background call per turn, never on the reply's path.

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -490,7 +491,7 @@ class MemoryStore:
 
     def export(self, scope: Scope) -> builtins.list[dict[str, object]]:
         """Return every memory of the scope as JSON-ready dicts, oldest first (lore excluded)."""
-        records = self.list(scope, limit=-1 if self._owner else 1 << 62)
+        records = self.list(scope, limit=sys.maxsize)
         return [record.model_dump(mode="json") for record in reversed(records)]
 
     def scopes(self, persona: str | None = None) -> builtins.list[Scope]:

@@ -45,6 +45,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from personae.memory.store import MemoryStore
+    from personae.scope import Scope
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "locomo-dev.zip"
@@ -170,6 +175,28 @@ def load(path: Path) -> list[Conversation]:
     return conversations
 
 
+def _rankers(
+    store: MemoryStore, scope: Scope, turns_of: dict[str, list[str]], *, top: int, asked_at: float
+) -> dict[str, Callable[[str], list[str]]]:
+    """One function per method: question -> dia_ids, best first."""
+    from personae.memory.scoring import recall
+
+    def dia(ids: Iterable[str]) -> list[str]:
+        return [d for id_ in ids for d in turns_of.get(id_, [])]
+
+    def personae(question: str) -> list[str]:
+        found = recall(store, scope, question, limit=top, now=asked_at, touch=False, shared=False)
+        return dia(item.record.id for item in found.items)
+
+    def dense(question: str) -> list[str]:
+        return dia(record.id for record, _ in store.dense(scope, question, top, shared=False))
+
+    def bm25(question: str) -> list[str]:
+        return dia(record.id for record, _ in store.keyword(scope, question, top, shared=False))
+
+    return {"personae": personae, "dense": dense, "bm25": bm25}
+
+
 def _print_table(title: str, results: dict[str, dict[str, object]], ks: tuple[int, ...]) -> None:
     columns = [f"recall@{k}" for k in ks] + [f"any@{k}" for k in ks]
     print(title)
@@ -199,7 +226,6 @@ def main() -> None:
 
     from personae.memory.embeddings import default_embedder
     from personae.memory.records import NewMemory
-    from personae.memory.scoring import RecallWeights, recall
     from personae.memory.store import MemoryStore
     from personae.scope import Scope
 
@@ -213,7 +239,6 @@ def main() -> None:
         sys.exit("no conversations selected")
 
     embedder = default_embedder()
-    weights = RecallWeights()
     tallies = {method: Tally(ks) for method in METHODS}
     per_conversation: list[tuple[str, int, dict[str, float | None]]] = []
     seconds = {method: 0.0 for method in METHODS}
@@ -238,22 +263,7 @@ def main() -> None:
             store.touch(scope, list(turns_of), when=asked_at)
             embedder.embed([q.text for q in conversation.questions])  # warm the cache in batches
 
-            def dia(ids: Iterable[str], turns_of: dict[str, list[str]] = turns_of) -> list[str]:
-                return [d for id_ in ids for d in turns_of.get(id_, [])]
-
-            methods: dict[str, Callable[[str], list[str]]] = {
-                "personae": lambda q, scope=scope, asked_at=asked_at: dia(
-                    i.record.id
-                    for i in recall(store, scope, q, limit=top, now=asked_at, touch=False,
-                                    shared=False, weights=weights).items
-                ),  # fmt: skip
-                "dense": lambda q, scope=scope: dia(
-                    r.id for r, _ in store.dense(scope, q, top, shared=False)
-                ),
-                "bm25": lambda q, scope=scope: dia(
-                    r.id for r, _ in store.keyword(scope, q, top, shared=False)
-                ),
-            }
+            methods = _rankers(store, scope, turns_of, top=top, asked_at=asked_at)
             local = {method: Tally(ks) for method in METHODS}
             for question in conversation.questions:
                 for method, rank in methods.items():
@@ -287,8 +297,9 @@ def main() -> None:
     print(f"  {'conversation':14s} {'questions':>9s} " + " ".join(f"{m:>9s}" for m in METHODS))
     for name, count, values in per_conversation:
         print(f"  {name:14s} {count:>9d} " + " ".join(f"{values[m] or 0:>9.3f}" for m in METHODS))
-    best = max(("dense", "bm25"), key=lambda m: results[m]["overall"][f"recall@{top}"])  # type: ignore[index]
-    gain = results["personae"]["overall"][f"recall@{top}"] - results[best]["overall"][f"recall@{top}"]  # type: ignore[index,operator]
+    overall = {m: tallies[m].summary()[f"recall@{top}"] or 0.0 for m in METHODS}
+    best = max(("dense", "bm25"), key=overall.__getitem__)
+    gain = overall["personae"] - overall[best]
     print(f"\npersonae recall@{top} vs the better baseline ({best}): {gain * 100:+.1f} points")
     print("mean ms per question: " + ", ".join(
         f"{m} {seconds[m] * 1000 / max(1, questions):.1f}" for m in METHODS))  # fmt: skip

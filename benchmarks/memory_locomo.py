@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from personae.memory.store import MemoryStore
@@ -132,7 +132,7 @@ def _evidence_ids(raw: Iterable[object]) -> set[str]:
     return ids
 
 
-def _conversation(name: str, sample: dict[str, object]) -> Conversation:
+def _conversation(name: str, sample: dict[str, Any]) -> Conversation:
     body = sample.get("conversation", sample)
     assert isinstance(body, dict), f"{name}: no conversation"
     numbers = sorted(int(m.group(1)) for key in body if (m := _SESSION.fullmatch(key)))
@@ -147,7 +147,7 @@ def _conversation(name: str, sample: dict[str, object]) -> Conversation:
             turns.append(Turn(turn["dia_id"], turn["speaker"], text, start + i * TURN_SECONDS))
     known = {turn.dia_id for turn in turns}
     questions, skipped = [], 0
-    for qa in sample.get("qa", []):  # type: ignore[union-attr]
+    for qa in sample.get("qa", []):
         category = int(qa.get("category", 0))
         if category not in CATEGORIES:
             continue
@@ -197,7 +197,7 @@ def _rankers(
     return {"personae": personae, "dense": dense, "bm25": bm25}
 
 
-def _print_table(title: str, results: dict[str, dict[str, object]], ks: tuple[int, ...]) -> None:
+def _print_table(title: str, results: dict[str, dict[str, Any]], ks: tuple[int, ...]) -> None:
     columns = [f"recall@{k}" for k in ks] + [f"any@{k}" for k in ks]
     print(title)
     print(f"  {'method':10s} {'slice':14s} " + " ".join(f"{c:>10s}" for c in columns))
@@ -278,7 +278,7 @@ def main() -> None:
             ))  # fmt: skip
 
     questions = len(tallies["personae"].rows)
-    results: dict[str, dict[str, object]] = {
+    results: dict[str, dict[str, Any]] = {
         method: {
             "overall": tallies[method].summary(),
             "by_category": {str(c): tallies[method].summary(c) for c in CATEGORIES},

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from personae.memory.embeddings import MiniLMEmbedder  # noqa: E402
-from personae.memory.records import NewMemory  # noqa: E402
+from personae.memory.records import NewMemory, content_hash  # noqa: E402
 from personae.memory.store import MemoryStore  # noqa: E402
 from personae.scope import Scope  # noqa: E402
 
@@ -149,6 +149,7 @@ def _bare_client(path: Path) -> Any:
 
 
 def _bare_collection(client: Any, name: str, corpus: Corpus, indices: Sequence[int]) -> Any:
+    """The same vectors, texts and record fields as the store writes, in one plain collection."""
     collection = client.create_collection(name, configuration={"hnsw": {"space": "cosine"}},
                                           embedding_function=None)
     step = client.get_max_batch_size()
@@ -156,8 +157,11 @@ def _bare_collection(client: Any, name: str, corpus: Corpus, indices: Sequence[i
         some = indices[start:start + step]
         collection.add(ids=[f"r{i}" for i in some], embeddings=corpus.vectors[list(some)],
                        documents=[corpus.texts[i] for i in some],
-                       metadatas=[{"user": corpus.users[i], "kind": "episode", "importance": 5,
-                                   "created_at": 1.7e9 + i} for i in some])
+                       metadatas=[{"persona": "bench", "user": corpus.users[i], "kind": "episode",
+                                   "importance": 5, "created_at": 1.7e9 + i,
+                                   "accessed_at": 1.7e9 + i,
+                                   "content_hash": content_hash(corpus.texts[i])}
+                                  for i in some])
     return collection
 
 

@@ -13,7 +13,11 @@ MODULES = [
     "personae.personas.model", "personae.personas.loading", "personae.personas.prompt",
     "personae.personas.lore", "personae.agents.turn", "personae.agents.tools",
     "personae.agents.models", "personae.agents.offline", "personae.agents.resilience",
-    "personae.agents.agent", "personae.memory.embeddings", "personae.cli",
+    "personae.agents.agent", "personae.agents.memory_tools", "personae.memory.embeddings",
+    "personae.memory.records", "personae.memory.store", "personae.memory.text",
+    "personae.memory.keyword", "personae.memory.scoring", "personae.memory.facts",
+    "personae.memory.writer", "personae.memory.ingest", "personae.scope", "personae.cli",
+    "personae.cli.memory",
 ]
 
 
@@ -36,7 +40,7 @@ def test_import_personae_pulls_in_nothing_heavy() -> None:
     code = (
         "import sys, personae, personae.cli; "
         "heavy = [m for m in ('torch', 'sentence_transformers', 'langchain', 'discord', "
-        "'fastapi') if m in sys.modules]; print(heavy)"
+        "'fastapi', 'chromadb') if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()

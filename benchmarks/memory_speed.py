@@ -253,13 +253,22 @@ def _many_users(home: Path, bare: Any, model: MiniLMEmbedder, embedder: PoolEmbe
             "bare_filtered": lambda q: everyone.query(
                 query_embeddings=model.embed([q]), n_results=TOP_K, where={"user": who()}),
         }, queries)
+        # Erasure rewrites the files (merge, vacuum): its cost grows with the store.
+        last = Scope(persona="bench", user=f"user{users - 1}")
+        start = time.perf_counter()
+        store.delete(last, store.list(last, limit=1)[0].id)
+        delete_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        store.forget(last)
+        forget_seconds = time.perf_counter() - start
     row = {**{f"{name}_{k}": v for name, stats in times.items() for k, v in stats.items()},
            "memories": total, "per_user": total // users,
            "personae_add_per_s": total / many_add,
            "ratio_p95_vs_user_collection":
                times["personae"]["p95_ms"] / times["bare_user_collection"]["p95_ms"],
            "ratio_p95_filtered_vs_personae":
-               times["bare_filtered"]["p95_ms"] / times["personae"]["p95_ms"]}
+               times["bare_filtered"]["p95_ms"] / times["personae"]["p95_ms"],
+           "delete_one_s": delete_seconds, "forget_user_s": forget_seconds}
     print(f"{users} users x {total // users} memories in one persona, one user's recall:")
     for name in ("personae", "bare_user_collection", "bare_filtered"):
         print(f"  {name:<22} p50 {times[name]['p50_ms']:.2f} ms  "
@@ -267,6 +276,8 @@ def _many_users(home: Path, bare: Any, model: MiniLMEmbedder, embedder: PoolEmbe
     print(f"  ratio p95 personae / bare user collection: "
           f"{row['ratio_p95_vs_user_collection']:.2f}x; bare filtered / personae: "
           f"{row['ratio_p95_filtered_vs_personae']:.2f}x")
+    print(f"  erasure with {total} memories on disk: delete one {delete_seconds:.2f} s, "
+          f"forget one user {forget_seconds:.2f} s (files rewritten)")
     return row
 
 

@@ -16,7 +16,7 @@ import contextvars
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -212,6 +212,7 @@ class Agent:
         )
         self._writer: MemoryWriter | None = None
         self._fact_extractor = fact_extractor
+        self._tasks: set[asyncio.Task[None]] = set()
         extra = list(tools)
         if persona.emotions:
             extra.append(host_action_tool(_emotion_action(persona.emotions)))
@@ -334,7 +335,7 @@ class Agent:
         """Return the system prompt this turn would get, with `explain()` of what went in."""
         turn, scope, _ = self._turn(turn)
         said = [m.text for m in await self.history(scope) if m.text] + [_human_text(turn)]
-        memories = await self._recall(scope, turn, touch=False)
+        memories, _ = await self._recall(scope, turn)
         return self.compile(turn, said[-_LORE_SCAN_MESSAGES:], memories)
 
     def compile(
@@ -409,20 +410,24 @@ class Agent:
         """The long-term memory store, once the first turn has opened it (or as given)."""
         return self._store
 
-    async def _recall(self, scope: Scope, turn: Turn, *, touch: bool = True) -> list[str]:
-        """Return recalled memory texts for the turn, most relevant first; [] without memory."""
+    async def _recall(self, scope: Scope, turn: Turn) -> tuple[list[str], list[str]]:
+        """Return texts and ids of memories recalled for the turn, most relevant first.
+
+        Last-access times are not updated here: that write is slow in Chroma,
+        so the turn does it in the background once the reply is out.
+        """
         store = self._store
         if store is None or not turn.text.strip() or self.persona.memory.recall_limit == 0:
-            return []
+            return [], []
         from personae.memory.scoring import recall
 
         found = await asyncio.to_thread(
             recall, store, scope, turn.text,
             limit=self.persona.memory.recall_limit,
             half_life_days=self.persona.memory.half_life_days,
-            touch=touch,
+            touch=False,
         )
-        return [item.record.text for item in found.items]
+        return [item.record.text for item in found.items], list(found.ids)
 
     async def respond(self, turn: Turn | str) -> Reply:
         """Answer one turn and return the full `Reply`.
@@ -469,9 +474,10 @@ class Agent:
             human.name = turn.speaker
         context = _TurnContext(turn=turn, scope=scope, compile=self.compile, trace=trace)
         messages: list[BaseMessage] = []
+        recalled_ids: list[str] = []
         try:
             async with asyncio.timeout(self.turn_timeout):
-                context.memories = await self._recall(scope, turn)
+                context.memories, recalled_ids = await self._recall(scope, turn)
                 trace.append({"step": "memory", "recalled": len(context.memories)})
                 if stream:
                     last_node_step: object = None
@@ -509,6 +515,8 @@ class Agent:
             return
         _trace.reset(token)
         reply = self._reply(messages, human, trace)
+        if self._store is not None and recalled_ids:
+            self._background(asyncio.to_thread(self._store.touch, scope, recalled_ids))
         if self._writer is not None:
             # After the reply is built and before it is handed over: the write
             # runs as a background task, so the reply never waits for it.
@@ -582,6 +590,26 @@ class Agent:
         _, _, config = self._turn(Turn(scope=scope))
         await graph.checkpointer.adelete_thread(config["configurable"]["thread_id"])
 
+    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run `work` after the reply; keep a reference, log failures (never user text)."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception as exc:
+                log.warning("background memory work failed: %s", type(exc).__name__)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self) -> None:
+        """Wait for background memory work (touches and writes) to finish."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        if self._writer is not None:
+            await self._writer.drain()
+
     async def forget(self, scope: Scope | None = None) -> int:
         """Erase everything kept about `scope`: memories, transcript and checkpoints.
 
@@ -591,8 +619,7 @@ class Agent:
         """
         graph = await self._ensure_graph()
         _, scope, config = self._turn(Turn(scope=scope))
-        if self._writer is not None:
-            await self._writer.drain()
+        await self._settle()
         erased = 0
         if self._store is not None:
             erased = await asyncio.to_thread(self._store.forget, scope)
@@ -605,8 +632,7 @@ class Agent:
 
     async def aclose(self) -> None:
         """Finish pending memory writes, then close the history database and memory store."""
-        if self._writer is not None:
-            await self._writer.drain()
+        await self._settle()
         if self._store is not None and self._owns_store:
             await asyncio.to_thread(self._store.close)
             self._store, self._owns_store, self._writer = None, False, None

@@ -141,11 +141,13 @@ class KeywordIndex:
     # -- records --------------------------------------------------------------------------
 
     def put(self, part: str, records: Sequence[MemoryRecord]) -> None:
-        """Add records to a known partition, replacing any with the same id."""
+        """Add records to a partition (created if unknown), replacing any with the same id."""
         with self._write():
             num = self._num(part)
             if num is None:
-                raise KeyError(part)
+                self._db.execute("INSERT INTO parts(name) VALUES (?)", (part,))
+                num = self._num(part)
+                assert num is not None
             self._remove(num, [record.id for record in records])
             self._insert(num, records)
 

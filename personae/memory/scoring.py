@@ -2,27 +2,28 @@
 
 `recall` asks the store for two candidate lists within the scope, one by
 meaning (cosine similarity of MiniLM vectors) and one by words (BM25), and
-re-ranks their union:
+re-ranks their union by a weighted sum of:
 
 - **relevance** and **keyword**: the cosine and the BM25 score, each
-  min-max-normalised over the candidates (0 for a memory the search did not
-  return), plus a reciprocal-rank-fusion term over both ranks;
-- **speaker**: a memory said by someone the query names (``"What did Ann say
-  about ...?"``) gets a bonus;
-- **context**: a memory inherits part of the score of the best candidate said
-  just before or after it (within ``context_seconds``), because an answer
-  ("Yes, last Tuesday!") rarely repeats the words of its question;
+  min-max-normalised over the candidates (0 for a memory that search did not
+  return), and optionally reciprocal-rank fusion of both ranks;
+- **speaker**: a bonus for a memory said by someone the query names
+  ("What did Ann say about ...?");
+- **context**: part of the match of the best episode said just before or
+  after it, because an answer ("Yes, last Tuesday!") rarely repeats the
+  words of its question;
 - **recency**: ``0.5 ** (days since last access / half_life_days)``;
 - **importance**: ``importance / 10``.
 
-The fused score is a weighted sum of these components. Near-duplicates
-(same content hash, or almost the same words) are collapsed to the best
-scored one, the list is cut to ``limit`` and to a token budget, and the kept
-memories are touched so their recency restarts.
+Near-duplicates (same content hash, or almost the same words) collapse to
+the best scored one; the list is cut to ``limit`` and to a token budget; the
+kept memories are touched, so recalling a memory keeps it fresh.
+`Recall.explain` shows every component of every score.
 
-The default `RecallWeights` were tuned on the LoCoMo long-conversation
-benchmark (``benchmarks/memory_locomo.py``) with conversations held out, and
-each component's contribution is shown by `Recall.explain`.
+On LoCoMo (``benchmarks/memory_locomo.py``: 1,033 questions over seven long
+conversations) this ranking finds 72% of evidence turns in the top 10, against
+57% for BM25 alone and 48% for dense search alone, and holds that lead on
+conversations left out of tuning.
 
 Example:
     ```python
@@ -30,7 +31,7 @@ Example:
 
     found = recall(store, scope, "what is my granddaughter called?", limit=5)
     for item in found.items:
-        print(item.score, item.record.text)
+        print(f"{item.score:.2f} {item.record.text}")
     print(found.explain())
     ```
 
@@ -64,18 +65,12 @@ __all__ = [
 
 _DAY = 86_400.0
 
-COMPONENTS = (
-    "relevance_raw",
-    "relevance",
-    "keyword_raw",
-    "keyword",
-    "rrf",
-    "speaker",
-    "context",
-    "recency",
-    "importance",
-    "score",
-)
+# Component keys with their column titles in `Recall.explain`, in display order.
+_SHORT = {"relevance_raw": "cos", "relevance": "cos~", "keyword_raw": "bm25", "keyword": "bm25~",
+          "rrf": "rrf", "speaker": "spk", "context": "ctx", "recency": "rec",
+          "importance": "imp", "score": "score"}  # fmt: skip
+
+COMPONENTS = tuple(_SHORT)
 """Keys of `Recalled.components`, in the order `Recall.explain` shows them.
 
 ``relevance_raw`` (cosine) and ``keyword_raw`` (BM25) are present only for a
@@ -83,22 +78,10 @@ memory that the dense or the keyword search returned; every other key is
 always present.
 """
 
-_SHORT = {
-    "relevance_raw": "cos",
-    "relevance": "cos~",
-    "keyword_raw": "bm25",
-    "keyword": "bm25~",
-    "rrf": "rrf",
-    "speaker": "spk",
-    "context": "ctx",
-    "recency": "rec",
-    "importance": "imp",
-    "score": "score",
-}
 _LEGEND = (
-    "cos: cosine similarity; bm25: BM25 score; ~: min-max normalised over the candidates; "
-    "rrf: reciprocal-rank fusion; spk: speaker named in the query; ctx: best neighbouring "
-    "episode's match; rec: recency; imp: importance / 10; -: not found by that search"
+    "cos: cosine similarity, bm25: BM25 score, ~: min-max normalised over the candidates,\n"
+    "rrf: rank fusion, spk: speaker named, ctx: best neighbouring episode's match,\n"
+    "rec: recency, imp: importance / 10, -: not returned by that search"
 )
 
 
@@ -138,14 +121,15 @@ class RecallStore(Protocol):
 class RecallWeights:
     """How much each component counts in the fused score; 0 turns one off.
 
-    The defaults were tuned on LoCoMo (``benchmarks/memory_locomo.py``); the
-    scores sit on a plateau there, so nearby values rank about as well. A
-    weighted sum of normalised scores beat reciprocal-rank fusion by 1-3
-    points of recall@10 (rank fusion throws away how far ahead a match is),
-    so `rrf` is off by default. `recency` and `importance` carry no signal in
-    LoCoMo (every turn is equally old and important there); their weights
-    break ties between equally good matches without outranking a clearly
-    better one.
+    The defaults were tuned on LoCoMo (``benchmarks/memory_locomo.py``),
+    checked by leaving each conversation out in turn; recall sits on a
+    plateau around them, so nearby values rank about as well. A weighted sum
+    of normalised scores beat reciprocal-rank fusion by 1-3 points of
+    recall@10 (rank fusion throws away how far ahead a match is), so `rrf` is
+    off by default. Context adds 6 points and the speaker bonus 1-2.
+    `recency` and `importance` carry no signal in LoCoMo (every turn is
+    equally old and important there); their weights break ties between
+    equally good matches without outranking a clearly better one.
 
     Attributes:
         relevance: Weight of the min-max-normalised cosine similarity.
@@ -156,7 +140,8 @@ class RecallWeights:
         speaker: Bonus for a memory whose speaker the query names.
         context: Share of the best neighbouring episode's match a memory inherits.
         context_seconds: How close in time two episodes of the same scope
-            must be to count as neighbours.
+            must be to count as neighbours: a minute is two turns either
+            side at a live chat's pace.
         recency: Weight of the exponential recency decay.
         importance: Weight of ``importance / 10``.
         duplicate_overlap: Word-set overlap (Jaccard) at or above which two
@@ -215,6 +200,11 @@ class Recall:
     def records(self) -> list[MemoryRecord]:
         """The kept memories, best first."""
         return [item.record for item in self.items]
+
+    @property
+    def ids(self) -> list[str]:
+        """Ids of the kept memories, best first (to touch them later with `touch=False`)."""
+        return [item.record.id for item in self.items]
 
     def explain(self) -> str:
         """Return a table of every kept memory with each component of its score."""

@@ -61,8 +61,10 @@ async def test_memory_off_by_policy_writes_nothing(tmp_path: Path) -> None:
 
 async def test_remember_and_recall_tools_stay_in_the_callers_scope(tmp_path: Path) -> None:
     model = FakeChatModel(responses=[
-        AIMessage("", tool_calls=[{"name": "remember", "id": "c1", "type": "tool_call",
-                                   "args": {"text": "Ann takes her pills at eight", "importance": 8}}]),
+        AIMessage("", tool_calls=[{
+            "name": "remember", "id": "c1", "type": "tool_call",
+            "args": {"text": "Ann takes her pills at eight", "importance": 8},
+        }]),
         "I'll remember that.",
         AIMessage("", tool_calls=[{"name": "recall", "id": "c2", "type": "tool_call",
                                    "args": {"query": "pills"}}]),

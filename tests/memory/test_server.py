@@ -64,3 +64,19 @@ def test_server_checks_the_model_too(chroma_server: str, tmp_path: Path) -> None
     with MemoryStore(tmp_path / "y", server=chroma_server, embedder=FakeEmbeddings(16)) as store, \
             pytest.raises(MemoryStoreError, match="fake-bow-64"):
         store.dense(scope, "hello", 3)
+
+
+def test_records_read_in_server_mode_are_fresh(chroma_server: str, tmp_path: Path) -> None:
+    scope = Scope(persona="mira", user="erin")
+    with MemoryStore(tmp_path / "one", server=chroma_server, embedder=FakeEmbeddings()) as one, \
+            MemoryStore(tmp_path / "two", server=chroma_server, embedder=FakeEmbeddings()) as two:
+        [record] = one.add(scope, [NewMemory(text="Erin's tea is green", importance=3)])
+        assert two.get(scope, [record.id]) == [record]
+        one.touch(scope, [record.id], when=4242.0)
+        one.update(scope, record.id, importance=9)
+        [seen] = two.get(scope, [record.id])
+        assert seen.accessed_at == 4242.0 and seen.importance == 9
+        assert [r.importance for r in two.list(scope)] == [9]
+        assert two.export(scope)[0]["accessed_at"] == 4242.0
+        assert two.delete(scope, record.id) is True
+        assert one.get(scope, [record.id]) == []

@@ -385,3 +385,19 @@ def test_real_model_recalls_by_meaning(tmp_path: Path) -> None:
                         NewMemory(text="I used to work as a nurse")])
         found = store.dense(ANN, "Who comes to see you at the weekend?", 3)
         assert _texts(found)[0] == "My granddaughter Lily visits every Sunday"
+
+
+def test_a_stale_keyword_index_is_rebuilt_on_open(tmp_path: Path, embedder: FakeEmbeddings) -> None:
+    root = tmp_path / "m"
+    with MemoryStore(root, embedder=embedder) as store:
+        store.add(ANN, [NewMemory(text="the lighthouse keeper")])
+    saved = (root / "keyword.sqlite").read_bytes()
+    with MemoryStore(root, embedder=embedder) as store:
+        store.add(ANN, [NewMemory(text="a lighthouse storm")])
+    for suffix in ("-wal", "-shm"):
+        (root / f"keyword.sqlite{suffix}").unlink(missing_ok=True)
+    (root / "keyword.sqlite").write_bytes(saved)
+    with MemoryStore(root, embedder=embedder) as store:
+        assert sorted(_texts(store.keyword(ANN, "lighthouse", 5))) == [
+            "a lighthouse storm", "the lighthouse keeper"]
+        assert len(store.list(ANN)) == 2

@@ -5,7 +5,8 @@ Layout under the data directory (`$PERSONAE_HOME/memory` by default):
 ```
 memory/
   chroma/          Chroma's embedded store (PersistentClient), unless a server is used
-  keyword.sqlite   BM25 keyword index (derived from Chroma; rebuilt when missing)
+  keyword.sqlite   BM25 keyword index and a copy of each record for fast reads
+                   (derived from Chroma: rebuilt when missing or behind)
   memory.lock      held by the one process that owns the embedded store
 ```
 
@@ -15,6 +16,11 @@ queries the small collection of one scope instead of filtering a large one:
 Chroma's metadata-filtered search is 10-100x slower than an unfiltered query
 at the selectivity of one user among many. Callers pass a `Scope`, never a
 filter, so one user cannot read another's memories through this API.
+
+Erasure is physical: `forget` and `delete` remove the text from Chroma's
+write log, merge both full-text indexes and vacuum both SQLite files, so no
+file under the data directory keeps it (in embedded mode; a server owns its
+own files).
 """
 
 from __future__ import annotations
@@ -362,9 +368,16 @@ class MemoryStore:
         of deleted collections. Takes time proportional to the store's size.
         """
         with self._lock:
-            self._index.purge()
-            if self._chroma_dir is not None:
-                _purge_chroma_files(self._chroma_dir)
+            try:
+                self._index.purge()
+                if self._chroma_dir is not None:
+                    _purge_chroma_files(self._chroma_dir)
+            except sqlite3.Error as exc:
+                raise MemoryStoreError(
+                    f"the memories are deleted, but rewriting the files under {str(self.path)!r} "
+                    f"failed ({exc}); their text may remain on disk until `purge()` succeeds: "
+                    "call it again when the store is idle"
+                ) from exc
 
     # -- reading --------------------------------------------------------------------------
 

@@ -25,3 +25,15 @@ def test_turn_overhead_smoke(tmp_path: Path) -> None:
     assert result["turns"] == 3
     assert result["personae_p50_ms"] > 0 and result["bare_p50_ms"] > 0
     assert result["chat_first_reply_s"] > 0
+
+
+@pytest.mark.slow
+def test_memory_speed_quick_smoke(tmp_path: Path) -> None:
+    env = {**os.environ, "PERSONAE_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "memory_speed.py"), "--quick", "--json"],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["many_users"]["personae_p95_ms"] > 0

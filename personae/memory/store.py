@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import sys
 import threading
@@ -39,14 +38,24 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, cast
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Literal
 
 from personae.errors import MemoryStoreError
+from personae.memory._chroma import (
+    http_client,
+    metadata_of,
+    not_found,
+    persistent_client,
+    purge_chroma_files,
+    records_of,
+    scrub_chroma_queue,
+    stamp,
+    take_lock,
+)
 from personae.memory.embeddings import Embedder, default_embedder
 from personae.memory.keyword import KeywordIndex
 from personae.memory.records import Kind, MemoryRecord, NewMemory, content_hash
-from personae.scope import SCOPE_KEYS, Scope
+from personae.scope import Scope
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -60,10 +69,7 @@ Mode = Literal["embedded", "server", "client"]
 
 _COLLECTION_PREFIX = "personae-"
 _SCOPE_ID, _SHARED_ID = "m", "l"
-_OPTIONAL_FIELDS = ("speaker", "game_time", "turn_id", "source", "superseded_by")
 _FETCH_CHUNK = 500
-_LOCK_FILE = "memory.lock"
-_SERVER_FIX = "run a Chroma server: `chroma run --path {path}` and set PERSONAE_CHROMA_URL"
 
 
 def _part(scope: Scope) -> str:
@@ -145,12 +151,12 @@ class MemoryStore:
         if client is not None:
             self.mode, self._client = "client", client
         elif server:
-            self.mode, self._client = "server", _http_client(server)
+            self.mode, self._client = "server", http_client(server)
         elif self.path is not None:
-            self._lock_fd = _take_lock(self.path)
+            self._lock_fd = take_lock(self.path)
             self._chroma_dir = self.path / "chroma"
             try:
-                self.mode, self._client = "embedded", _persistent_client(self._chroma_dir)
+                self.mode, self._client = "embedded", persistent_client(self._chroma_dir)
             except BaseException:
                 self._release_lock()
                 raise
@@ -323,11 +329,11 @@ class MemoryStore:
             when: Unix time; now when `None`.
 
         """
-        stamp = _stamp(time.time() if when is None else when)
+        moment = stamp(time.time() if when is None else when)
         for part, collection, some in self._routes(scope, ids):
             with self._lock:
-                collection.update(ids=some, metadatas=[{"accessed_at": stamp}] * len(some))
-                self._index.touch(part, some, stamp)
+                collection.update(ids=some, metadatas=[{"accessed_at": moment}] * len(some))
+                self._index.touch(part, some, moment)
 
     def forget(self, scope: Scope, *, purge: bool = True) -> int:
         """Erase every memory of a scope, leaving no trace of their text under the data directory.
@@ -350,7 +356,7 @@ class MemoryStore:
             count = 0
             if collection is not None:
                 count = collection.count()
-                with contextlib.suppress(*_not_found()):
+                with contextlib.suppress(*not_found()):
                     self._client.delete_collection(collection.name)
             self._collections.pop(part, None)
             self._missing[part] = time.monotonic()
@@ -371,7 +377,7 @@ class MemoryStore:
             try:
                 self._index.purge()
                 if self._chroma_dir is not None:
-                    _purge_chroma_files(self._chroma_dir)
+                    purge_chroma_files(self._chroma_dir)
             except sqlite3.Error as exc:
                 raise MemoryStoreError(
                     f"the memories are deleted, but rewriting the files under {str(self.path)!r} "
@@ -569,7 +575,7 @@ class MemoryStore:
             for (h, memory), vector in zip(todo, vectors, strict=True):
                 if h in known:
                     continue
-                created = _stamp(memory.created_at if memory.created_at is not None else now)
+                created = stamp(memory.created_at if memory.created_at is not None else now)
                 known[h] = record = MemoryRecord(
                     id=part[0] + uuid.uuid4().hex,
                     persona=persona,
@@ -587,7 +593,7 @@ class MemoryStore:
                     ids=[r.id for r, _ in batch],
                     embeddings=[v for _, v in batch],
                     documents=[r.text for r, _ in batch],
-                    metadatas=[_metadata(r) for r, _ in batch],
+                    metadatas=[metadata_of(r) for r, _ in batch],
                 )
             self._index.put(part, [r for r, _ in fresh])
         return [known[h] for h in hashes]
@@ -622,7 +628,7 @@ class MemoryStore:
                     include=["distances"] if self._owner else
                     ["distances", "documents", "metadatas"],
                 )  # fmt: skip
-            except _not_found():
+            except not_found():
                 self._forget_cached(part)
                 return []
             ids = result["ids"][0]
@@ -630,7 +636,7 @@ class MemoryStore:
             if self._owner:
                 records = self._index.get(part, ids)
             else:
-                records = _records({"ids": ids, "documents": (result["documents"] or [[]])[0],
+                records = records_of({"ids": ids, "documents": (result["documents"] or [[]])[0],
                                     "metadatas": (result["metadatas"] or [[]])[0]})  # fmt: skip
             kept = [
                 (records[id_], 1.0 - float(distance))
@@ -711,7 +717,7 @@ class MemoryStore:
                     )
                 else:
                     collection = self._client.get_collection(name, embedding_function=None)
-            except _not_found():
+            except not_found():
                 self._missing[part] = time.monotonic()
                 return None
             except Exception as exc:
@@ -769,9 +775,9 @@ class MemoryStore:
             return {}
         try:
             result = collection.get(ids=list(ids), include=["documents", "metadatas"])
-        except _not_found():
+        except not_found():
             return {}
-        return _records(result)
+        return records_of(result)
 
     def _by_hash(
         self, part: str, collection: Collection, hashes: Sequence[str]
@@ -782,7 +788,7 @@ class MemoryStore:
         for start in range(0, len(hashes), _FETCH_CHUNK):
             where = {"content_hash": {"$in": list(hashes[start : start + _FETCH_CHUNK])}}
             result = collection.get(where=where, include=["documents", "metadatas"])  # type: ignore[arg-type]
-            for record in _records(result).values():
+            for record in records_of(result).values():
                 found.setdefault(record.content_hash, record)
         return found
 
@@ -791,7 +797,7 @@ class MemoryStore:
         offset, page = 0, 5000
         while True:
             result = collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
-            found.update(_records(result))
+            found.update(records_of(result))
             if len(result["ids"]) < page:
                 return found
             offset += page
@@ -808,175 +814,9 @@ class MemoryStore:
 
     def _scrub(self, ids: Sequence[str], *, deleted: bool) -> None:
         if self._chroma_dir is not None:
-            _scrub_chroma_queue(self._chroma_dir, ids, deleted=deleted)
+            scrub_chroma_queue(self._chroma_dir, ids, deleted=deleted)
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-
-
-def _stamp(when: float) -> float:
-    # Chroma keeps about 16 significant digits of a float: a time rounded to
-    # the millisecond comes back exactly as written.
-    return round(when, 3)
-
-
-def _not_found() -> tuple[type[Exception], ...]:
-    from chromadb.errors import NotFoundError
-
-    # ValueError: what Chroma raised for a missing collection before NotFoundError.
-    return (NotFoundError, ValueError)
-
-
-def _metadata(record: MemoryRecord) -> dict[str, str | int | float | bool]:
-    # Chroma metadata cannot hold None: unset fields are left out.
-    meta: dict[str, str | int | float | bool] = {
-        "persona": record.persona,
-        "kind": record.kind,
-        "importance": record.importance,
-        "created_at": record.created_at,
-        "accessed_at": record.accessed_at,
-        "content_hash": record.content_hash,
-        **record.scope,
-    }
-    for name in _OPTIONAL_FIELDS:
-        value = getattr(record, name)
-        if value is not None:
-            meta[name] = value
-    return meta
-
-
-def _records(result: Mapping[str, object]) -> dict[str, MemoryRecord]:
-    ids = cast("list[str]", result["ids"])
-    documents = cast("list[str | None]", result.get("documents") or [None] * len(ids))
-    metadatas = cast("list[Mapping[str, object] | None]", result.get("metadatas") or [])
-    found: dict[str, MemoryRecord] = {}
-    for id_, text, meta in zip(ids, documents, metadatas, strict=True):
-        if meta is None or text is None:
-            continue
-        fields = {name: meta[name] for name in _OPTIONAL_FIELDS if name in meta}
-        found[id_] = MemoryRecord(
-            id=id_,
-            text=text,
-            kind=cast(Kind, meta["kind"]),
-            persona=str(meta["persona"]),
-            scope={key: str(meta[key]) for key in SCOPE_KEYS if key in meta},
-            importance=cast(int, meta["importance"]),
-            created_at=cast(float, meta["created_at"]),
-            accessed_at=cast(float, meta["accessed_at"]),
-            content_hash=str(meta["content_hash"]),
-            **cast("dict[str, str]", fields),
-        )
-    return found
-
-
-def _take_lock(path: Path) -> int | None:
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; one process per directory is on the user.
-        return None
-    lock_path = path / _LOCK_FILE
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.read(fd, 32).decode("ascii", "replace").strip()
-        os.close(fd)
-        if holder == str(os.getpid()):
-            who = f"this process (pid {holder}) already has it open; close that MemoryStore first"
-        elif holder:
-            who = f"pid {holder} holds it"
-        else:
-            who = "another process holds it"
-        raise MemoryStoreError(
-            f"memory directory {str(path)!r} is in use: {who}. An embedded memory store has "
-            "one owner process. Stop the other process, or "
-            + _SERVER_FIX.format(path=path / "chroma")
-            + " (e.g. PERSONAE_CHROMA_URL=http://127.0.0.1:8000) in every process"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode("ascii"))
-    return fd
-
-
-def _persistent_client(path: Path) -> ClientAPI:
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    try:
-        return chromadb.PersistentClient(
-            path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
-        )
-    except Exception as exc:
-        raise MemoryStoreError(
-            f"Chroma cannot open its store at {str(path)!r} ({type(exc).__name__}: {exc}); "
-            "check the directory's permissions, or move it away to start empty"
-        ) from exc
-
-
-def _http_client(url: str) -> ClientAPI:
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    ssl = parts.scheme == "https"
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or (443 if ssl else 8000)
-    try:
-        client = chromadb.HttpClient(
-            host=host, port=port, ssl=ssl, settings=ChromaSettings(anonymized_telemetry=False)
-        )
-        client.heartbeat()
-    except Exception as exc:
-        raise MemoryStoreError(
-            f"cannot reach the Chroma server at {url!r} ({type(exc).__name__}); start it with "
-            f"`chroma run --path DIR --host {host} --port {port}`, or unset PERSONAE_CHROMA_URL "
-            "to use the embedded store"
-        ) from exc
-    return client
-
-
-def _chroma_db(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(str(path / "chroma.sqlite3"), timeout=10.0)
-    db.isolation_level = None
-    return db
-
-
-def _scrub_chroma_queue(path: Path, ids: Sequence[str], *, deleted: bool) -> None:
-    """Drop the text of deleted or edited records from Chroma's write log.
-
-    Chroma's embedded store keeps every write, document included, in its
-    `embeddings_queue` table until the vector index flushes (every 1000
-    writes by default). The metadata segment has already applied these rows,
-    and replaying them into the vector index needs only the vectors.
-    """
-    value = "'{}'" if deleted else """json_remove(metadata, '$."chroma:document"')"""
-    with contextlib.closing(_chroma_db(path)) as db:
-        db.execute("PRAGMA secure_delete = ON")
-        db.executemany(
-            f"UPDATE embeddings_queue SET metadata = {value} WHERE id = ?", [(i,) for i in ids]
-        )
-
-
-def _purge_chroma_files(path: Path) -> None:
-    """Merge Chroma's full-text index, vacuum its SQLite file, remove orphaned index folders."""
-    with contextlib.closing(_chroma_db(path)) as db:
-        db.execute(
-            "INSERT INTO embedding_fulltext_search(embedding_fulltext_search) VALUES ('optimize')"
-        )
-        db.execute("VACUUM")
-        if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        live = {str(row[0]) for row in db.execute("SELECT id FROM segments")}
-    for child in path.iterdir():
-        if child.is_dir() and _is_uuid(child.name) and child.name not in live:
-            shutil.rmtree(child, ignore_errors=True)
-
-
-def _is_uuid(name: str) -> bool:
-    try:
-        uuid.UUID(name)
-    except ValueError:
-        return False
-    return True

@@ -212,7 +212,7 @@ class MemoryWriter:
 
     Example:
         ```python
-        writer = MemoryWriter(MemoryStore(embedder=default_embedder()), persona_name="Brenna")
+        writer = MemoryWriter(MemoryStore(Path("memory")), persona_name="Brenna")
         records = await writer.write_turn(
             Scope(persona="brenna", user="ann"),
             user_text="I live in Leeds.", reply_text="A fine city.", speaker="Ann",

@@ -30,7 +30,7 @@ def test_a_model_folder_by_path_embeds_and_reports_its_size() -> None:
 
 def test_a_folder_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
     embedder = SentenceTransformerEmbedder(tmp_path)
-    with pytest.raises(MemoryStoreError, match="modules.json"):
+    with pytest.raises(MemoryStoreError, match=r"modules\.json"):
         embedder.embed(["hello"])
 
 

@@ -199,7 +199,6 @@ class Agent:
         self.history_messages = history_messages
         self._embedder = embedder
         self.chain = self._build_chain(model, fallbacks)
-        self._offline = self.chain[-1][1]
         self._action_names = {a.name for a in persona.actions}
         self._store: MemoryStore | None = (
             None if memory is None or isinstance(memory, bool) else memory

@@ -276,9 +276,12 @@ class MemoryWriter:
             MemoryStoreError: When the store fails.
 
         """
-        echoes = _Echoes([*recalled, *system_texts])
-        said = echoes.strip(user_text)
-        replied = echoes.strip(reply_text)
+        # The user's words are theirs even when they match a line of the prompt
+        # ("I feel lonely." is also an example dialogue line): only echoes of
+        # recalled memories are dropped from them. The reply also loses what
+        # it repeats of the system text, so the prompt never becomes memory.
+        said = _Echoes(recalled).strip(user_text)
+        replied = _Echoes([*recalled, *system_texts]).strip(reply_text)
         facts = await self.extractor.aextract(said, speaker=speaker) if said else []
         lock = self._locks.get(scope.key())
         if lock is None:

@@ -39,21 +39,23 @@ Example:
 
 from __future__ import annotations
 
-import builtins
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from personae.memory.records import Kind, MemoryRecord, NewMemory, content_hash
+from personae.memory.records import MemoryRecord, NewMemory, content_hash
 from personae.scope import Scope
 from personae.tokens import TokenCounter, default_counter
 
-__all__ = ["SUPPORTED_SUFFIXES", "IngestReport", "IngestStore", "chunk_file", "ingest"]
+if TYPE_CHECKING:
+    from personae.memory.store import MemoryStore
+
+__all__ = ["SUPPORTED_SUFFIXES", "IngestReport", "chunk_file", "ingest"]
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".json", ".yaml", ".yml")
 """File name endings `ingest` reads."""
@@ -62,33 +64,6 @@ _HASH_CHARS = 12
 _BATCH = 32
 _LORE_IMPORTANCE = 5
 _LIST_PAGE = 1000
-
-
-class IngestStore(Protocol):
-    """What `ingest` needs from a store; `MemoryStore` provides it."""
-
-    def add_shared(
-        self, persona: str, memories: Sequence[NewMemory]
-    ) -> builtins.list[MemoryRecord]:
-        """Store memories shared by all scopes of `persona`, idempotently by content hash."""
-        ...
-
-    def list(
-        self,
-        scope: Scope,
-        *,
-        kind: Kind | None = None,
-        include_superseded: bool = True,
-        limit: int = 100,
-        offset: int = 0,
-        shared: bool = False,
-    ) -> builtins.list[MemoryRecord]:
-        """Return a page of memories; with `shared=True`, of the persona's lore."""
-        ...
-
-    def delete(self, scope: Scope, id: str, *, purge: bool = True) -> bool:
-        """Delete one memory (lore too, by any scope of its persona)."""
-        ...
 
 
 class IngestReport(BaseModel):
@@ -330,7 +305,7 @@ def _files(
 
 
 def ingest(
-    store: IngestStore,
+    store: MemoryStore,
     persona: str,
     paths: Sequence[Path],
     *,
@@ -406,7 +381,7 @@ def _file_of(source: str | None) -> str | None:
     return source.rsplit("#", 1)[0] if source and "#" in source else None
 
 
-def _stored_lore(store: IngestStore, scope: Scope) -> dict[str, MemoryRecord]:
+def _stored_lore(store: MemoryStore, scope: Scope) -> dict[str, MemoryRecord]:
     stored: dict[str, MemoryRecord] = {}
     offset = 0
     while True:

@@ -43,16 +43,18 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from personae.memory.records import MemoryRecord
 from personae.scope import Scope
 from personae.tokens import TokenCounter, default_counter
 
+if TYPE_CHECKING:
+    from personae.memory.store import MemoryStore
+
 __all__ = [
     "COMPONENTS",
     "Recall",
-    "RecallStore",
     "RecallWeights",
     "Recalled",
     "collapse_duplicates",
@@ -83,38 +85,6 @@ _LEGEND = (
     "rrf: rank fusion, spk: speaker named, ctx: best neighbouring episode's match,\n"
     "rec: recency, imp: importance / 10, -: not returned by that search"
 )
-
-
-class RecallStore(Protocol):
-    """What `recall` needs from a store; `MemoryStore` provides it."""
-
-    def dense(
-        self,
-        scope: Scope,
-        query: str | Sequence[float],
-        n: int,
-        *,
-        shared: bool = True,
-        include_superseded: bool = False,
-    ) -> list[tuple[MemoryRecord, float]]:
-        """Return up to `n` memories by cosine similarity to `query`, best first."""
-        ...
-
-    def keyword(
-        self,
-        scope: Scope,
-        query: str,
-        n: int,
-        *,
-        shared: bool = True,
-        include_superseded: bool = False,
-    ) -> list[tuple[MemoryRecord, float]]:
-        """Return up to `n` memories by BM25 score for `query` (higher is better)."""
-        ...
-
-    def touch(self, scope: Scope, ids: Sequence[str], when: float | None = None) -> None:
-        """Set the last-access time of the memories `ids`."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -474,7 +444,7 @@ def cut_to_budget(
 
 
 def recall(
-    store: RecallStore,
+    store: MemoryStore,
     scope: Scope,
     query: str,
     *,

@@ -41,13 +41,12 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import builtins
 import logging
 import re
 import weakref
 from collections.abc import Sequence
 from difflib import SequenceMatcher
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from personae.memory.facts import (
     USER_SUBJECT,
@@ -57,10 +56,13 @@ from personae.memory.facts import (
     importance_of,
     is_multi_valued,
 )
-from personae.memory.records import Kind, MemoryRecord, NewMemory
+from personae.memory.records import MemoryRecord, NewMemory
 from personae.scope import Scope
 
-__all__ = ["MemoryWriter", "WriterStore", "fact_source", "parse_fact_source"]
+if TYPE_CHECKING:
+    from personae.memory.store import MemoryStore
+
+__all__ = ["MemoryWriter", "fact_source", "parse_fact_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,46 +75,6 @@ _REPLY_CHARS = 300
 _LIST_LIMIT = 5000
 _ECHO_RATIO = 0.9
 _ECHO_CONTAINED_WORDS = 5
-
-
-class WriterStore(Protocol):
-    """What `MemoryWriter` needs from a store; `MemoryStore` provides it."""
-
-    def add(self, scope: Scope, memories: Sequence[NewMemory]) -> builtins.list[MemoryRecord]:
-        """Store `memories` in `scope`, idempotently by content hash; return their records."""
-        ...
-
-    def dense(
-        self,
-        scope: Scope,
-        query: str | Sequence[float],
-        n: int,
-        *,
-        shared: bool = True,
-        include_superseded: bool = False,
-    ) -> builtins.list[tuple[MemoryRecord, float]]:
-        """Return up to `n` memories by cosine similarity to `query`, best first."""
-        ...
-
-    def list(
-        self,
-        scope: Scope,
-        *,
-        kind: Kind | None = None,
-        include_superseded: bool = True,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> builtins.list[MemoryRecord]:
-        """Return the memories of `scope`, a page at a time."""
-        ...
-
-    def supersede(self, scope: Scope, old_id: str, new_id: str) -> None:
-        """Mark memory `old_id` as replaced by `new_id`."""
-        ...
-
-    def delete(self, scope: Scope, id: str, *, purge: bool = True) -> bool:
-        """Delete one memory; return whether it existed."""
-        ...
 
 
 def _slug(text: str) -> str:
@@ -223,7 +185,7 @@ class MemoryWriter:
 
     def __init__(
         self,
-        store: WriterStore,
+        store: MemoryStore,
         *,
         persona_name: str,
         extractor: FactExtractor | None = None,

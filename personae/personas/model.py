@@ -23,6 +23,9 @@ __all__ = [
     "Example",
     "HostAction",
     "LoreEntry",
+    "LoreLogic",
+    "LorePosition",
+    "Lorebook",
     "MemoryPolicy",
     "ModelSettings",
     "Persona",
@@ -88,25 +91,110 @@ class Example(_Section):
     """Emotion the character shows with this reply (one of `emotions`), if any."""
 
 
-class LoreEntry(_Section):
-    """A piece of knowledge, put in the prompt when one of its keys comes up."""
+LoreLogic = Literal["and_any", "and_all", "not_any", "not_all"]
+"""How `secondary_keys` combine with a primary key match (a card's `selectiveLogic`)."""
 
+LorePosition = Literal["before_char", "after_char"]
+"""Where an active entry goes: before the character's definition or after it."""
+
+
+class LoreEntry(_Section):
+    """A piece of knowledge, put in the prompt when one of its keys comes up.
+
+    Keys match as whole words, case-insensitively, unless the entry or the
+    `lorebook` says otherwise. A key written `/pattern/flags` is a regular
+    expression. See `personae.personas.lore` for every activation rule.
+    """
+
+    name: str | None = None
+    """A label for traces and editors (a card entry's `name` or `comment`)."""
     keys: list[str] = Field(default_factory=list)
-    """Words or phrases that bring this entry into the prompt (case-insensitive)."""
+    """Words, phrases or `/regex/flags` that bring this entry into the prompt."""
+    secondary_keys: list[str] = Field(default_factory=list)
+    """Further keys checked once a primary key matched, combined by `logic`."""
+    logic: LoreLogic = "and_any"
+    """`and_any`: one secondary key must match too; `and_all`: all of them; `not_any`: none
+    may match; `not_all`: not all may match. Ignored without `secondary_keys`."""
     content: str = Field(min_length=1)
     """What the character knows, written as facts."""
     constant: bool = False
     """Always in the prompt, whatever is said."""
-    priority: int = Field(default=0, ge=-1000, le=1000)
-    """Higher priority entries survive a tight token budget longer."""
+    enabled: bool = True
+    """A disabled entry never activates; it is kept for editing and export."""
+    priority: int = 0
+    """Under a tight token budget, higher priority entries are kept longer."""
+    order: int = 100
+    """Insertion order: lower comes earlier in the prompt."""
+    position: LorePosition = "after_char"
+    """`before_char` puts the entry before the character's definition, `after_char` after it."""
+    case_sensitive: bool | None = None
+    """Match keys with exact case; unset: the lorebook's setting."""
+    whole_words: bool | None = None
+    """Match keys only as whole words; unset: the lorebook's setting."""
+    regex: bool = False
+    """Every key is a regular expression (a V3 card's `use_regex`); `/pattern/flags` keys
+    are regular expressions anyway."""
+    scan_depth: int | None = Field(default=None, ge=0, le=1000)
+    """How many recent messages to look for keys in; unset: the lorebook's setting."""
+    probability: int = Field(default=100, ge=0, le=100)
+    """Chance in percent that a matched entry is used (seeded, so runs repeat)."""
+    group: str = ""
+    """Inclusion group(s), comma-separated: of the active entries in one group only one is
+    used."""
+    group_weight: int = Field(default=100, ge=1)
+    """Weight of this entry when its inclusion group picks one entry at random."""
+    group_override: bool = False
+    """This entry wins its inclusion group over entries without the flag (highest `order`)."""
+    sticky: int = Field(default=0, ge=0)
+    """Once active, stay active for this many more messages."""
+    cooldown: int = Field(default=0, ge=0)
+    """Once no longer active, cannot activate again for this many messages."""
+    delay: int = Field(default=0, ge=0)
+    """Cannot activate before the conversation has this many messages."""
+    exclude_recursion: bool = False
+    """Only messages can activate this entry, not the content of other entries."""
+    prevent_recursion: bool = False
+    """This entry's content does not activate other entries."""
+    delay_until_recursion: bool = False
+    """Activates only from the content of other entries, never from messages directly."""
+    card: dict[str, Any] = Field(default_factory=dict)
+    """Fields of an imported card entry that personae does not use (`extensions`,
+    `id`, `comment`...), written back unchanged on export."""
 
     @model_validator(mode="after")
     def _keys_or_constant(self) -> LoreEntry:
-        if not self.keys and not self.constant:
+        # Imported entries may be keyless (a card tool left them so); keep them
+        # rather than refuse the card: they never activate, as in their origin.
+        if not self.keys and not self.constant and not self.card:
             raise ValueError(
                 "a lore entry needs `keys` (words that bring it up) or `constant: true`"
             )
         return self
+
+
+class Lorebook(_Section):
+    """How lore entries are found: scan depth, budget, matching defaults, recursion."""
+
+    name: str = ""
+    """The book's name, if it has one."""
+    description: str = ""
+    """What the book is about; for editors, never put in the prompt."""
+    scan_depth: int = Field(default=4, ge=0, le=1000)
+    """How many recent messages (the new one included) keys are looked for in."""
+    token_budget: int | None = Field(default=None, ge=1)
+    """Most tokens all active entries may take; lowest priority entries are left out first.
+    Unset: only the prompt's own budget applies."""
+    recursive_scanning: bool = True
+    """Active entries' content can activate further entries."""
+    max_recursion: int = Field(default=3, ge=0, le=20)
+    """How many rounds of recursive scanning at most."""
+    case_sensitive: bool = False
+    """Default for entries: match keys with exact case."""
+    whole_words: bool = True
+    """Default for entries: match keys only as whole words (CJK keys always match inside
+    text, since those scripts have no spaces)."""
+    card: dict[str, Any] = Field(default_factory=dict)
+    """Fields of an imported lorebook that personae does not use, written back on export."""
 
 
 class HostAction(_Section):
@@ -250,8 +338,13 @@ class Persona(_Section):
     """Example exchanges in the character's voice."""
     fallbacks: list[str] = Field(default_factory=list)
     """Lines for when the character has nothing better to say; never invent, deflect."""
+    instructions: str = ""
+    """Extra instructions from the author (a card's `system_prompt`), placed after who the
+    character is; `{{original}}` in it stands for personae's own opening line."""
     lore: list[LoreEntry] = Field(default_factory=list)
     """Knowledge entries brought into the prompt by their keys."""
+    lorebook: Lorebook = Field(default_factory=Lorebook)
+    """How lore entries are activated: scan depth, token budget, matching, recursion."""
     lore_files: list[Path] = Field(default_factory=list)
     """YAML/JSON files of lore entries, relative to this file; merged into `lore` on load."""
     goals: list[str] = Field(default_factory=list)
@@ -269,6 +362,10 @@ class Persona(_Section):
     """Safety profile and topics to avoid."""
     model: ModelSettings = Field(default_factory=ModelSettings)
     """Which model speaks, with fallbacks and token budget."""
+    card: dict[str, Any] = Field(default_factory=dict)
+    """What an imported Character Card or character.json held that personae does not use
+    (`creator_notes`, `extensions`, `tags`, unknown fields...): kept only to be written back
+    on export, never put in a prompt."""
 
     @field_validator("tools")
     @classmethod

@@ -7,6 +7,7 @@ PersonaeError
         ModelSpecError         a "provider:model" spec is malformed
         MissingCredentialsError
         ToolLoadError          a tool named in a persona cannot be loaded
+        CardError              a Character Card / character.json cannot be imported or exported
     PluginError
         UnknownProviderError   (also a LookupError)
     ProviderError              the model call failed after retries and fallbacks
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "CardError",
     "ConfigError",
     "IntegrationError",
     "MemoryStoreError",
@@ -139,6 +141,22 @@ class ToolLoadError(ConfigError):
     def __init__(self, name: str, reason: str, fix: str) -> None:
         self.name = name
         super().__init__(f"tool {name!r} {reason}; {fix}")
+
+
+class CardError(ConfigError):
+    """A Character Card, lorebook or character.json cannot be imported or exported.
+
+    Args:
+        path: The file concerned.
+        problem: What is wrong, e.g. "the `chara` chunk is not valid base64".
+        fix: What to do about it.
+    """
+
+    def __init__(self, path: Path | str, problem: str, fix: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{path}: {problem}; {fix}")
 
 
 class PluginError(PersonaeError):

@@ -324,6 +324,9 @@ class Persona(_Section):
     """The character's name as others say it."""
     nickname: str | None = None
     """A short or familiar name."""
+    avatar: Path | None = None
+    """Image of the character (PNG, JPEG, WebP), relative to this file; used by card export
+    and by integrations that show a picture (Discord webhooks)."""
     description: str = ""
     """One or two sentences: who the character is."""
     backstory: str = ""

@@ -7,6 +7,14 @@ own: a dynamic prompt, LangChain's `ModelFallbackMiddleware` over the model
 chain (which always ends with the offline model, so a character never goes
 silent) and tenacity retries inside each link. History is checkpointed per
 scope in SQLite under the data directory and survives a restart.
+
+Lore is scanned with the persona's `lorebook` settings over the conversation
+of the turn's scope: messages are counted from the start of that
+conversation, probability rolls and inclusion-group draws are seeded by the
+scope's thread id, and the timed state (sticky and cooldown entries) is kept
+in the checkpointed graph state next to the history, so it carries from turn
+to turn and survives a restart; `reset` and `forget` clear it with the
+history.
 """
 
 from __future__ import annotations
@@ -16,21 +24,28 @@ import contextvars
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, NotRequired, Protocol
 
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
     AgentMiddleware,
+    AgentState,
     ModelFallbackMiddleware,
     ModelRequest,
     ModelResponse,
-    dynamic_prompt,
 )
+from langchain.agents.middleware.types import PrivateStateAttr
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+)
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
 
@@ -42,7 +57,7 @@ from personae.agents.tools import build_tools, collect_actions, host_action_tool
 from personae.agents.turn import Reply, Scope, Turn, Usage
 from personae.errors import ToolLoadError
 from personae.personas.loading import load_persona
-from personae.personas.lore import activate
+from personae.personas.lore import LoreState, scan
 from personae.personas.model import HostAction, Persona
 from personae.personas.prompt import CompiledPrompt, compile_prompt
 from personae.settings import Settings, get_settings
@@ -57,12 +72,24 @@ __all__ = ["Agent"]
 log = logging.getLogger(__name__)
 
 _EMOTION_TOOL = "show_emotion"
-_LORE_SCAN_MESSAGES = 4
-"""How many recent messages (the new one included) lore keys are looked for in."""
+_LORE_STATE = "personae_lore"
+"""Graph state key of the timed lore state (`LoreState.as_dict()`)."""
 
 _trace: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
     "personae_turn_trace", default=None
 )
+
+
+class _Compile(Protocol):
+    def __call__(
+        self,
+        turn: Turn,
+        recent: Sequence[str],
+        memories: Sequence[str] = (),
+        *,
+        message_count: int | None = None,
+        lore_state: LoreState | None = None,
+    ) -> CompiledPrompt: ...
 
 
 @dataclass
@@ -71,29 +98,71 @@ class _TurnContext:
 
     turn: Turn
     scope: Scope
-    compile: Callable[[Turn, Sequence[str], Sequence[str]], CompiledPrompt]
+    compile: _Compile
     memories: list[str] = field(default_factory=list)
     trace: list[dict[str, Any]] = field(default_factory=list)
     prompt: CompiledPrompt | None = None
 
 
-@dynamic_prompt
-def _style_prompt(request: ModelRequest[_TurnContext]) -> str:
-    # Compiled here, from the messages LangGraph already loaded, so a turn
-    # reads its history once; set as the system message, so the prompt never
-    # lands in the checkpointed history.
-    context = request.runtime.context
-    said: list[str] = []
-    for message in reversed(request.messages):
-        if len(said) == _LORE_SCAN_MESSAGES:
-            break
-        if isinstance(message, HumanMessage | AIMessage) and message.text:
-            said.insert(0, message.text)
-    prompt = context.compile(context.turn, said, context.memories)
-    if context.prompt is None or context.prompt.text != prompt.text:
-        context.trace.append({"step": "prompt", **prompt.as_dict(full=False)})
-    context.prompt = prompt
-    return prompt.text
+class _LoreGraphState(AgentState[Any]):
+    """The agent's graph state plus the timed lore state, checkpointed with the history."""
+
+    personae_lore: NotRequired[Annotated[dict[str, Any], PrivateStateAttr]]
+
+
+class _StylePrompt(AgentMiddleware[_LoreGraphState, _TurnContext, Any]):
+    """Sets the compiled style prompt as the system message of every model call.
+
+    Compiled here, from the messages LangGraph already loaded, so a turn reads
+    its history once; set as the system message, so the prompt never lands in
+    the checkpointed history. Every model call of a turn scans lore from the
+    state the turn started with; the new timed state is stored once the turn
+    ends, so a tool round trip does not count as a message.
+    """
+
+    state_schema = _LoreGraphState
+
+    def _with_prompt(self, request: ModelRequest[_TurnContext]) -> ModelRequest[_TurnContext]:
+        context = request.runtime.context
+        said = _said(request.state["messages"])
+        prior = _lore_state(request.state)
+        prompt = context.compile(
+            context.turn, said, context.memories, message_count=len(said), lore_state=prior
+        )
+        if context.prompt is None or context.prompt.text != prompt.text:
+            context.trace.append({"step": "prompt", **prompt.as_dict(full=False)})
+        context.prompt = prompt
+        return request.override(system_message=SystemMessage(content=prompt.text))
+
+    def wrap_model_call(self, request: ModelRequest[_TurnContext], handler: Any) -> Any:
+        return handler(self._with_prompt(request))
+
+    async def awrap_model_call(self, request: ModelRequest[_TurnContext], handler: Any) -> Any:
+        return await handler(self._with_prompt(request))
+
+    def after_agent(self, state: _LoreGraphState, runtime: Any) -> dict[str, Any] | None:
+        prompt = runtime.context.prompt
+        if prompt is None or prompt.lore_scan is None:
+            return None
+        return {_LORE_STATE: prompt.lore_scan.state.as_dict()}
+
+    async def aafter_agent(self, state: _LoreGraphState, runtime: Any) -> dict[str, Any] | None:
+        return self.after_agent(state, runtime)
+
+
+def _lore_state(values: Mapping[str, Any]) -> LoreState:
+    """Return the timed lore state kept in the graph state (fresh when there is none)."""
+    raw = values.get(_LORE_STATE)
+    return LoreState.from_dict(raw if isinstance(raw, Mapping) else None)
+
+
+def _said(messages: Sequence[BaseMessage]) -> list[str]:
+    """Return the texts of the conversation's messages, oldest first, for the lore scan.
+
+    Tool calls and results are not messages of the conversation, so they
+    neither count for sticky, cooldown and delay nor get scanned.
+    """
+    return [m.text for m in messages if isinstance(m, HumanMessage | AIMessage) and m.text]
 
 
 class _AnsweredBy(AgentMiddleware[Any, _TurnContext, Any]):
@@ -297,7 +366,7 @@ class Agent:
             saver = AsyncSqliteSaver(self._conn)
             await saver.setup()
             labels = {id(m): (i, spec) for i, (spec, m) in enumerate(self.chain)}
-            middleware: list[Any] = [_style_prompt, _RecentHistory(self.history_messages)]
+            middleware: list[Any] = [_StylePrompt(), _RecentHistory(self.history_messages)]
             if len(self.chain) > 1:
                 middleware.append(ModelFallbackMiddleware(*(m for _, m in self.chain[1:])))
             middleware += [
@@ -331,27 +400,65 @@ class Agent:
         return list(state.values.get("messages", [])) if state.values else []
 
     async def explain(self, turn: Turn | str) -> CompiledPrompt:
-        """Return the system prompt this turn would get, with `explain()` of what went in."""
-        turn, scope, _ = self._turn(turn)
-        said = [m.text for m in await self.history(scope) if m.text] + [_human_text(turn)]
+        """Return the system prompt this turn would get, with `explain()` of what went in.
+
+        Nothing is stored: the lore scan starts from the scope's timed state
+        and its result is not kept. `explain()` of the result ends with the
+        lore trace.
+        """
+        graph = await self._ensure_graph()
+        turn, scope, config = self._turn(turn)
+        state = await graph.aget_state(config)
+        values = state.values or {}
+        said = _said([*values.get("messages", []), HumanMessage(_human_text(turn))])
         memories, _ = await self._recall(scope, turn)
-        return self.compile(turn, said[-_LORE_SCAN_MESSAGES:], memories)
+        return self.compile(
+            turn,
+            said,
+            memories,
+            message_count=len(said),
+            lore_state=_lore_state(values),
+        )
 
     def compile(
-        self, turn: Turn, recent: Sequence[str], memories: Sequence[str] = ()
+        self,
+        turn: Turn,
+        recent: Sequence[str],
+        memories: Sequence[str] = (),
+        *,
+        message_count: int | None = None,
+        lore_state: LoreState | None = None,
     ) -> CompiledPrompt:
         """Compile the style prompt for `turn`.
 
         Args:
-            turn: The turn being answered (its world state goes in).
-            recent: Texts of the recent conversation; lore keys are looked for here.
+            turn: The turn being answered (its world state and speaker go in).
+            recent: Texts of the conversation, oldest first, the turn's own
+                message last; lore keys are looked for in the last
+                `lorebook.scan_depth` of them (or an entry's own `scan_depth`).
             memories: Recalled memories, most relevant first.
+            message_count: Messages in the whole conversation, the turn's
+                included; default `len(recent)`.
+            lore_state: Timed lore state after the previous message; None starts fresh.
+
+        Returns:
+            The prompt; its `lore_scan` holds the lore trace and the new timed state.
         """
+        _, scope, _ = self._turn(turn)
+        found = scan(
+            self.persona.lore,
+            _lore_window(self.persona, recent),
+            lorebook=self.persona.lorebook,
+            message_count=len(recent) if message_count is None else message_count,
+            state=lore_state,
+            seed=scope.thread_id(),
+        )
         return compile_prompt(
             self.persona,
             memories=memories,
-            lore=activate(self.persona.lore, recent),
+            lore=found,
             world=turn.world or None,
+            user=turn.speaker,
         )
 
     # -- memory -----------------------------------------------------------------
@@ -655,6 +762,13 @@ class _NoFacts:
 
     async def aextract(self, text: str, *, speaker: str | None = None) -> list[Fact]:
         return []
+
+
+def _lore_window(persona: Persona, said: Sequence[str]) -> Sequence[str]:
+    """Return the last messages any lore entry of `persona` scans (its deepest scan depth)."""
+    depths = [e.scan_depth for e in persona.lore if e.scan_depth is not None]
+    depth = max([persona.lorebook.scan_depth, *depths])
+    return said[max(0, len(said) - depth) :]
 
 
 def _game_time(turn: Turn) -> str | None:

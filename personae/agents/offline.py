@@ -13,6 +13,9 @@ character's line that best fits the last thing the user said, from
 
 It never invents text. It is the default model when nothing is configured and
 the last link of every fallback chain, so a character never goes silent.
+Card macros in the lines it speaks are expanded: `{{char}}` (`<BOT>`) is the
+persona's name, `{{user}}` (`<USER>`) the name of the last human message
+(`Turn.speaker`), else `User`.
 
 How lines are matched, and the thresholds (tuned on an innkeeper persona
 with five examples, two greetings and two lore entries, in English and in
@@ -48,7 +51,7 @@ import math
 import re
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -58,6 +61,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, PrivateAttr
 
 from personae.memory.embeddings import Embedder, default_embedder
+from personae.personas.macros import expand
 from personae.personas.model import Persona
 
 __all__ = [
@@ -219,17 +223,23 @@ class OfflineChatModel(BaseChatModel):
 
         Args:
             messages: The conversation; the last human message is answered and
-                the last AI message is not repeated.
+                the last AI message is not repeated. The last human message's
+                `name` is who `{{user}}` stands for.
 
         """
         query = _last_text(messages, HumanMessage)
         last_line = _normalise(_last_text(messages, AIMessage))
         turn_index = sum(1 for message in messages if isinstance(message, AIMessage))
+        speaker = _last_speaker(messages)
         choices, best = self._ranked(query)
         for choice in choices:
-            if _normalise(choice.text) != last_line:
-                return choice
-        return self._fallback(turn_index, last_line, best)
+            said = replace(choice, text=self._say(choice.text, speaker))
+            if _normalise(said.text) != last_line:
+                return said
+        return self._fallback(turn_index, last_line, best, speaker)
+
+    def _say(self, line: str, speaker: str | None) -> str:
+        return expand(line, char=self.persona.name, user=speaker)
 
     def _ranked(self, query: str) -> tuple[list[OfflineChoice], float]:
         """Return the lines above their threshold, best first, and the best score seen."""
@@ -263,10 +273,12 @@ class OfflineChatModel(BaseChatModel):
             choices.sort(key=lambda c: -c.score)
         return choices, max(scores, default=0.0)
 
-    def _fallback(self, turn_index: int, last_line: str, best: float) -> OfflineChoice:
+    def _fallback(
+        self, turn_index: int, last_line: str, best: float, speaker: str | None
+    ) -> OfflineChoice:
         language = self.persona.speech.language.split("-")[0].lower()
         neutral = list(NEUTRAL_FALLBACKS.get(language, NEUTRAL_FALLBACKS["en"]))
-        pool = list(self.persona.fallbacks) or neutral
+        pool = [self._say(line, speaker) for line in self.persona.fallbacks] or neutral
         if len(pool) == 1:
             pool += neutral
         for offset in range(len(pool)):
@@ -347,13 +359,18 @@ class OfflineChatModel(BaseChatModel):
 
 
 def _probes_of(persona: Persona) -> list[_Probe]:
-    probes = [_Probe("example", ex.user, ex.reply, ex.emotion) for ex in persona.examples]
+    # What a message is compared with has its macros expanded (the speaker is
+    # not known yet); replies stay as written until they are spoken.
+    def probe(text: str) -> str:
+        return expand(text, char=persona.name)
+
+    probes = [_Probe("example", probe(ex.user), ex.reply, ex.emotion) for ex in persona.examples]
     for entry in persona.lore:
-        probes.append(_Probe("lore", entry.content, entry.content, None))
+        probes.append(_Probe("lore", probe(entry.content), entry.content, None))
         if entry.keys:
             probes.append(_Probe("lore", ", ".join(entry.keys), entry.content, None))
     for line in (*persona.greetings, *GENERIC_GREETINGS):
-        probes.append(_Probe("greeting", line, line, None))
+        probes.append(_Probe("greeting", probe(line), line, None))
     return probes
 
 
@@ -395,6 +412,13 @@ def _chunks(choice: OfflineChoice, pieces: int = 4) -> Iterator[ChatGenerationCh
             chunk_position="last",
         )
     )
+
+
+def _last_speaker(messages: Sequence[BaseMessage]) -> str | None:
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return message.name or None
+    return None
 
 
 def _last_text(messages: Sequence[BaseMessage], kind: type[BaseMessage]) -> str:

@@ -89,21 +89,40 @@ def validate(
 @app.command()
 def prompt(
     persona: PersonaArg,
-    message: Annotated[str, typer.Option("--message", help="What the user says.")] = "",
+    message: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--message",
+            help="What is said; repeat for several messages, oldest first. Lore keys are "
+            "looked for in the last `lorebook.scan_depth` of them.",
+        ),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Who speaks, for {{user}} in the persona.")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed of lore probability rolls and inclusion-group draws.")
+    ] = 0,
     budget: Annotated[int | None, typer.Option(help="Token budget of the prompt.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the system prompt a message would get, and explain what went in and why."""
+    """Print the system prompt a message would get, and explain what went in and why.
+
+    The explanation ends with the lore trace: every lore entry, active or
+    not, and why (`lore` in `--json`).
+    """
     from personae.errors import PersonaeError
     from personae.personas.loading import load_persona
-    from personae.personas.lore import activate
+    from personae.personas.lore import scan
     from personae.personas.prompt import compile_prompt
 
     try:
         loaded = load_persona(persona)
     except PersonaeError as exc:
         raise _fail(exc) from None
-    compiled = compile_prompt(loaded, lore=activate(loaded.lore, [message]), budget=budget)
+    said = list(message or [])
+    found = scan(loaded.lore, said, lorebook=loaded.lorebook, seed=seed)
+    compiled = compile_prompt(loaded, lore=found, budget=budget, user=user)
     if as_json:
         typer.echo(json.dumps(compiled.as_dict(), ensure_ascii=False))
         return

@@ -182,10 +182,11 @@ class Lorebook(_Section):
     scan_depth: int = Field(default=4, ge=0, le=1000)
     """How many recent messages (the new one included) keys are looked for in."""
     token_budget: int | None = Field(default=None, ge=1)
-    """Most tokens all active entries may take; lowest priority entries are left out first.
-    Unset: only the prompt's own budget applies."""
-    recursive_scanning: bool = True
-    """Active entries' content can activate further entries."""
+    """Most tokens all active entries may take; keyed entries are left out before constant
+    ones, lowest priority first. Unset: only the prompt's own budget applies."""
+    recursive_scanning: bool = False
+    """Active entries' content can activate further entries. Off by default, so a constant
+    entry that mentions a key does not pin that entry into every prompt."""
     max_recursion: int = Field(default=3, ge=0, le=20)
     """How many rounds of recursive scanning at most."""
     case_sensitive: bool = False

@@ -2,19 +2,32 @@
 
 `compile_prompt` writes the system prompt from sections in a fixed order:
 
-1. `identity`: name, nickname, description
-2. `costar`: context, objective, style, tone, audience, response format
-3. `speech`: the speech rules as instructions ("Answer in at most 3 sentences.")
-4. `goals`
-5. `safety`: topics to avoid, staying in character
-6. `backstory`
-7. `actions`: host actions, when to use them (the model gets them as tools)
-8. `emotions`: the emotions the character may show
-9. `examples`: example exchanges, as `User: ...` / `Name: ...`
-10. `lore`: activated lore entries
-11. `world`: world state, keys sorted, and the time when `now` is given
-12. `memories`: recalled memories, most relevant first
-13. `summary`: summary of the conversation so far
+1. `identity`: "You are NAME, also called NICKNAME." (personae's opening line)
+2. `lore_before`: active lore entries with `position: before_char`
+3. `description`: who the character is
+4. `instructions`: the author's instructions (a card's system prompt), with
+   `{{original}}` standing for the opening line
+5. `costar`: context, objective, style, tone, audience, response format
+6. `speech`: the speech rules as instructions ("Answer in at most 3 sentences.")
+7. `goals`
+8. `safety`: topics to avoid, staying in character
+9. `backstory`
+10. `actions`: host actions, when to use them (the model gets them as tools)
+11. `emotions`: the emotions the character may show
+12. `examples`: example exchanges, as `User: ...` / `Name: ...`
+13. `lore`: active lore entries with `position: after_char` (the default)
+14. `world`: world state, keys sorted, and the time when `now` is given
+15. `memories`: recalled memories, most relevant first
+16. `summary`: summary of the conversation so far
+
+Lore entries keep the order they are given in (`personae.personas.lore.scan`
+returns them by `order`). Card macros (`{{char}}`, `{{user}}`, `<BOT>`,
+`<USER>`) are expanded in every text of the persona that reaches the prompt:
+description, instructions, style, goals, topics, backstory, action
+descriptions, examples and lore; `{{char}}` is the persona's name and
+`{{user}}` the `user` argument (`User` when unset). World state, memories
+and the summary are not persona text and are left as given. The persona's
+`card` fields (creator notes and the like) never reach the prompt.
 
 The output is deterministic: the same inputs give the same string byte for
 byte. Nothing depends on the clock, on dict insertion order or on chance.
@@ -26,19 +39,23 @@ Token budget and drop order:
     this order (`DROP_ORDER`) until it does:
 
     1. `examples`, from the last
-    2. `lore`, lowest priority first (keyed before constant, later before earlier)
-    3. `memories`, least relevant (last given) first
-    4. `summary`, oldest sentences first (cut at sentence boundaries)
-    5. `backstory`
-    6. `world`, last key first; the time goes last
-    7. `actions`, from the last
-    8. `emotions`
-    9. `goals`, from the last
-    10. `costar`, from response format back to context
+    2. `lore` (after the character), keyed before constant, lowest priority
+       first, later before earlier
+    3. `lore_before` (before the character), in the same order: such
+       entries usually set the scene the description relies on
+    4. `memories`, least relevant (last given) first
+    5. `summary`, oldest sentences first (cut at sentence boundaries)
+    6. `backstory`
+    7. `world`, last key first; the time goes last
+    8. `actions`, from the last
+    9. `emotions`
+    10. `goals`, from the last
+    11. `costar`, from response format back to context
+    12. `instructions`, last of all: the author wrote them for this character
 
-    `identity`, `speech` and `safety` are never dropped (`NEVER_DROPPED`).
-    If they alone exceed the budget they are kept anyway and the result has
-    `over_budget=True`.
+    `identity`, `description`, `speech` and `safety` are never dropped
+    (`NEVER_DROPPED`). If they alone exceed the budget they are kept anyway
+    and the result has `over_budget=True`.
 
 Example:
     ```python
@@ -46,7 +63,7 @@ Example:
     from personae.personas.prompt import compile_prompt
 
     mira = Persona(id="mira", name="Mira", description="Keeper of the Lantern inn.")
-    compiled = compile_prompt(mira, memories=["Ann likes dark ale."], budget=500)
+    compiled = compile_prompt(mira, memories=["Ann likes dark ale."], budget=500, user="Ann")
     print(compiled.text)
     print(compiled.explain())
     ```
@@ -61,7 +78,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from personae.personas.lore import Activation
+from personae.personas.lore import Activation, LoreScan, entry_label
+from personae.personas.macros import expand
 from personae.personas.model import Persona
 from personae.tokens import TokenCounter, default_counter
 
@@ -85,14 +103,16 @@ class DropStep(NamedTuple):
 
 
 SECTION_ORDER: tuple[str, ...] = (
-    "identity", "costar", "speech", "goals", "safety", "backstory", "actions",
-    "emotions", "examples", "lore", "world", "memories", "summary",
+    "identity", "lore_before", "description", "instructions", "costar", "speech", "goals",
+    "safety", "backstory", "actions", "emotions", "examples", "lore", "world", "memories",
+    "summary",
 )  # fmt: skip
 """Sections in the order they appear in the prompt."""
 
 DROP_ORDER: tuple[DropStep, ...] = (
     DropStep("examples", "from the last"),
     DropStep("lore", "lowest priority first"),
+    DropStep("lore_before", "lowest priority first"),
     DropStep("memories", "least relevant (last given) first"),
     DropStep("summary", "oldest sentences first"),
     DropStep("backstory", "whole"),
@@ -101,10 +121,11 @@ DROP_ORDER: tuple[DropStep, ...] = (
     DropStep("emotions", "whole"),
     DropStep("goals", "from the last"),
     DropStep("costar", "from response format back to context"),
+    DropStep("instructions", "whole"),
 )
 """Order in which sections lose items when the prompt exceeds its budget."""
 
-NEVER_DROPPED: tuple[str, ...] = ("identity", "speech", "safety")
+NEVER_DROPPED: tuple[str, ...] = ("identity", "description", "speech", "safety")
 """Sections kept whatever the budget."""
 
 _PREVIEW_CHARS = 60
@@ -176,6 +197,8 @@ class CompiledPrompt:
         sections: Every section in prompt order, present or not.
         dropped: Items cut to fit the budget, in the order they were cut.
         over_budget: True when even the never-dropped sections exceed the budget.
+        lore_scan: The lore scan the prompt was compiled with, when given as one:
+            why every entry is active or not.
 
     """
 
@@ -185,9 +208,14 @@ class CompiledPrompt:
     sections: tuple[Section, ...]
     dropped: tuple[DroppedItem, ...]
     over_budget: bool
+    lore_scan: LoreScan | None = None
 
     def explain(self) -> str:
-        """Return a readable report: each section, its tokens, what was kept or cut and why."""
+        """Return a readable report: each section, its tokens, what was kept or cut and why.
+
+        Ends with the lore trace (every entry, active or not, and why) when
+        the prompt was compiled from a `LoreScan`.
+        """
         verdict = (
             "OVER BUDGET: the never-dropped sections alone do not fit"
             if (self.over_budget)
@@ -200,6 +228,8 @@ class CompiledPrompt:
             lines.append(f"{section.name}: {section.tokens} tokens - {section.reason}")
             lines.extend(f"  + {item}" for item in section.items_kept)
             lines.extend(f"  - {item}" for item in section.items_dropped)
+        if self.lore_scan is not None:
+            lines.append(self.lore_scan.explain())
         return "\n".join(lines)
 
     def as_dict(self, *, full: bool = True) -> dict[str, object]:
@@ -208,9 +238,13 @@ class CompiledPrompt:
         Args:
             full: Include the prompt text; False gives only the record, for traces.
 
+        Returns:
+            The record; with a `lore` key (`LoreScan.as_dict()`) when the
+            prompt was compiled from a `LoreScan`.
+
         """
         data: dict[str, object] = {"text": self.text} if full else {}
-        return data | {
+        record = data | {
             "tokens": self.tokens,
             "budget": self.budget,
             "over_budget": self.over_budget,
@@ -230,6 +264,9 @@ class CompiledPrompt:
                 for d in self.dropped
             ],
         }
+        if self.lore_scan is not None:
+            record["lore"] = self.lore_scan.as_dict()
+        return record
 
 
 @dataclass
@@ -271,12 +308,59 @@ def _preview(text: str) -> str:
     return flat if len(flat) <= _PREVIEW_CHARS else flat[: _PREVIEW_CHARS - 1] + "…"
 
 
-def _identity(persona: Persona) -> _Part:
+def _opening_line(persona: Persona) -> str:
     also = f", also called {persona.nickname}" if persona.nickname else ""
-    items = [_Item("name", f"You are {persona.name}{also}.", persona.name)]
+    return f"You are {persona.name}{also}."
+
+
+def _with_macros(persona: Persona, user: str | None) -> Persona:
+    """Return a copy of `persona` whose prompt texts have their card macros expanded."""
+
+    def say(text: str) -> str:
+        return expand(text, char=persona.name, user=user, original=_opening_line(persona))
+
+    style = persona.style.model_copy(
+        update={attr: say(getattr(persona.style, attr)) for attr, _ in _COSTAR_FIELDS}
+    )
+    return persona.model_copy(
+        update={
+            "description": say(persona.description),
+            "instructions": say(persona.instructions),
+            "backstory": say(persona.backstory),
+            "style": style,
+            "goals": [say(goal) for goal in persona.goals],
+            "safety": persona.safety.model_copy(
+                update={"avoid_topics": [say(t) for t in persona.safety.avoid_topics]}
+            ),
+            "actions": [
+                a.model_copy(update={"description": say(a.description)}) for a in persona.actions
+            ],
+            "examples": [
+                e.model_copy(update={"user": say(e.user), "reply": say(e.reply)})
+                for e in persona.examples
+            ],
+        }
+    )
+
+
+def _identity(persona: Persona) -> _Part:
+    items = [_Item("name", _opening_line(persona), persona.name)]
+    return _Part("identity", "", "never dropped: who the character is", items)
+
+
+def _description(persona: Persona) -> _Part:
+    items = []
     if persona.description:
         items.append(_Item("description", persona.description, _preview(persona.description)))
-    return _Part("identity", "", "never dropped: who the character is", items)
+    return _Part("description", "", "never dropped: persona.description", items)
+
+
+def _instructions(persona: Persona) -> _Part:
+    items = []
+    if persona.instructions:
+        text = persona.instructions
+        items.append(_Item("instructions", text, _preview(text)))
+    return _Part("instructions", "## Instructions", "persona.instructions, dropped last", items)
 
 
 _COSTAR_FIELDS = (
@@ -371,18 +455,38 @@ def _examples(persona: Persona) -> _Part:
     return _Part("examples", header, "persona.examples", items, joiner="\n\n")
 
 
-def _lore(lore: Sequence[Activation]) -> _Part:
-    items = []
-    for i, activation in enumerate(lore):
-        entry = activation.entry
-        label = f"lore {entry.keys[0]!r}" if entry.keys else f"lore[{i}]"
-        items.append(_Item(label, f"- {entry.content}", activation.reason))
+def _lore_label(activation: Activation, position: int) -> str:
+    entry = activation.entry
+    index = activation.index if activation.index is not None else position
+    label = entry_label(entry, index)
+    return f"lore {label!r}" if entry.name or any(k.strip() for k in entry.keys) else label
+
+
+def _lore(persona: Persona, lore: Sequence[Activation], user: str | None, *, before: bool) -> _Part:
+    """Return the lore part for one position, entries in the order given."""
+    placed = [(i, a) for i, a in enumerate(lore) if (a.entry.position == "before_char") == before]
+    items = [
+        _Item(
+            _lore_label(activation, i),
+            f"- {expand(activation.entry.content, char=persona.name, user=user)}",
+            activation.reason,
+        )
+        for i, activation in placed
+    ]
     # Keep constant entries longest, then high priority, then what came first.
     keep_rank = sorted(
-        range(len(lore)),
-        key=lambda i: (not lore[i].entry.constant, -lore[i].entry.priority, i),
+        range(len(placed)),
+        key=lambda n: (not placed[n][1].entry.constant, -placed[n][1].entry.priority, n),
     )
-    return _Part("lore", "## What you know", "activated lore entries", items, order=keep_rank[::-1])
+    if before:
+        return _Part(
+            "lore_before",
+            "## Background",
+            "active lore entries placed before the character (position before_char)",
+            items,
+            order=keep_rank[::-1],
+        )
+    return _Part("lore", "## What you know", "active lore entries", items, order=keep_rank[::-1])
 
 
 def _plain(value: object) -> object:
@@ -460,24 +564,29 @@ def compile_prompt(
     persona: Persona,
     *,
     memories: Sequence[str] = (),
-    lore: Sequence[Activation] = (),
+    lore: LoreScan | Sequence[Activation] = (),
     world: Mapping[str, object] | None = None,
     summary: str = "",
     budget: int | None = None,
     counter: TokenCounter | None = None,
     now: str | None = None,
+    user: str | None = None,
 ) -> CompiledPrompt:
     """Compile the system prompt of `persona` within a token budget.
 
     Args:
         persona: The character.
         memories: Recalled memories, most relevant first.
-        lore: Activated lore entries, as `personae.personas.lore.activate` returns them.
+        lore: A `LoreScan` (from `personae.personas.lore.scan`; its trace then
+            goes into `explain()` and `as_dict()`), or active entries in prompt
+            order, as `personae.personas.lore.activate` returns them.
         world: World state from the host; keys are sorted, values shown as text or JSON.
         summary: Summary of the conversation so far.
         budget: Token budget; defaults to `persona.model.prompt_tokens`.
         counter: Token counter; defaults to `personae.tokens.default_counter()`.
         now: Current time as the host wants the character to see it; omitted when None.
+        user: Name of who the character talks to, for `{{user}}` in persona
+            texts; `User` when None.
 
     Returns:
         The prompt and its record. Items are cut in `DROP_ORDER` until the
@@ -487,10 +596,14 @@ def compile_prompt(
     """
     budget = persona.model.prompt_tokens if budget is None else budget
     counter = counter if counter is not None else default_counter()
+    lore_scan = lore if isinstance(lore, LoreScan) else None
+    active = lore.active if isinstance(lore, LoreScan) else lore
+    said = _with_macros(persona, user)
     built = [
-        _identity(persona), _costar(persona), _speech(persona), _goals(persona),
-        _safety(persona), _backstory(persona), _actions(persona), _emotions(persona),
-        _examples(persona), _lore(lore), _world(world, now), _memories(memories),
+        _identity(said), _lore(said, active, user, before=True), _description(said),
+        _instructions(said), _costar(said), _speech(said), _goals(said), _safety(said),
+        _backstory(said), _actions(said), _emotions(said), _examples(said),
+        _lore(said, active, user, before=False), _world(world, now), _memories(memories),
         _summary(summary),
     ]  # fmt: skip
     parts = {part.name: part for part in built}
@@ -552,4 +665,5 @@ def compile_prompt(
         sections=sections,
         dropped=tuple(dropped),
         over_budget=tokens > budget,
+        lore_scan=lore_scan,
     )

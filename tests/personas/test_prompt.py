@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from personae.personas.lore import activate
+from personae.personas.lore import activate, scan
 from personae.personas.model import (
     CoStar,
     Example,
@@ -58,7 +58,14 @@ def mira(**changes: object) -> Persona:
             LoreEntry(keys=["mill"], content="The old mill burned down last winter."),
             LoreEntry(keys=["rain"], content="Rain floods the river road.", priority=-3),
             LoreEntry(constant=True, content="Brackenford is a river village."),
+            LoreEntry(
+                name="valley",
+                keys=["mill"],
+                content="The valley road runs past the mill.",
+                position="before_char",
+            ),
         ],
+        instructions="{{original}} Speak as {{char}} would to {{user}}.",
         actions=[
             HostAction(name="give_item", description="Hand the guest something they paid for.")
         ],
@@ -108,6 +115,9 @@ def test_sections_appear_in_fixed_order() -> None:
     text = compile_full(mira()).text
     markers = [
         "You are Mira, also called Mi.",
+        "## Background\n- The valley road runs past the mill.",
+        "Keeper of the Lantern inn in Brackenford.",
+        "## Instructions\nYou are Mira, also called Mi. Speak as Mira would to User.",
         "Context: A busy village inn.",
         "Answer in at most 3 sentences.",
         "- Keep the inn full",
@@ -173,8 +183,8 @@ def first_losses(persona: Persona) -> list[str]:
 
 
 DOCUMENTED_ORDER = [
-    "examples", "lore", "memories", "summary", "backstory",
-    "world", "actions", "emotions", "goals", "costar",
+    "examples", "lore", "lore_before", "memories", "summary", "backstory",
+    "world", "actions", "emotions", "goals", "costar", "instructions",
 ]  # fmt: skip
 
 
@@ -185,7 +195,10 @@ def test_drop_order_is_documented() -> None:
     _, _, doc = (module.__doc__ or "").partition("Token budget and drop order")
     positions = [doc.index(f"{n}. `{name}`") for n, name in enumerate(DOCUMENTED_ORDER, 1)]
     assert positions == sorted(positions)
-    assert set(NEVER_DROPPED) == {"identity", "speech", "safety"}
+    assert set(NEVER_DROPPED) == {"identity", "description", "speech", "safety"}
+    sections = (module.__doc__ or "").partition("Token budget")[0]
+    places = [sections.index(f"{n}. `{name}`") for n, name in enumerate(SECTION_ORDER, 1)]
+    assert places == sorted(places)
 
 
 def test_budget_cuts_follow_the_documented_drop_order() -> None:
@@ -206,7 +219,8 @@ def test_each_section_loses_items_in_its_documented_order() -> None:
         dropped_by_section.setdefault(d.section, []).append(d.item)
     assert dropped_by_section["examples"] == [f"examples[{i}]" for i in range(7, -1, -1)]
     # Lowest priority first; the constant entry last.
-    assert dropped_by_section["lore"] == ["lore 'rain'", "lore 'mill'", "lore 'ale'", "lore[0]"]
+    assert dropped_by_section["lore"] == ["lore 'rain'", "lore 'mill'", "lore 'ale'", "lore[3]"]
+    assert dropped_by_section["lore_before"] == ["lore 'valley'"]
     assert dropped_by_section["memories"] == [f"memories[{i}]" for i in range(4, -1, -1)]
     assert dropped_by_section["summary"] == [f"summary sentence {i}" for i in range(1, 5)]
     assert dropped_by_section["world"] == ["world 'weather'", "world 'location'", "world 'hour'"]
@@ -272,7 +286,7 @@ def test_explain_reports_sections_and_reasons() -> None:
     for name in SECTION_ORDER:
         assert f"\n{name}: " in report
     assert "lore 'ale': key 'ale' in message 1" in report
-    assert "lore[0]: constant" in report
+    assert "lore[3]: constant" in report
     assert " dropped: budget" not in report
 
     cut = compile_full(persona, budget=full.tokens - 60)
@@ -323,3 +337,118 @@ def test_chinese_persona_compiles_and_is_counted_per_character() -> None:
     assert tight.tokens <= compiled.tokens - 30
     assert tight.dropped[0].item == "examples[5]"
     assert "林阿姨每天下午喝龙井茶。" in tight.text
+
+
+# -- lore positions, instructions, macros, cards, lore trace ---------------------------
+
+
+def test_lore_goes_before_or_after_the_character_in_insertion_order() -> None:
+    persona = mira(
+        lore=[
+            LoreEntry(name="late-before", keys=["ale"], content="Before, order 90.",
+                      position="before_char", order=90),
+            LoreEntry(name="after", keys=["ale"], content="After, order 10.", order=10),
+            LoreEntry(name="early-before", keys=["ale"], content="Before, order 5.",
+                      position="before_char", order=5),
+            LoreEntry(name="after-late", keys=["ale"], content="After, order 200.", order=200),
+        ]
+    )
+    compiled = compile_prompt(persona, lore=scan(persona.lore, ["an ale"]), budget=100_000)
+    text = compiled.text
+    order = [
+        "You are Mira, also called Mi.",
+        "- Before, order 5.",
+        "- Before, order 90.",
+        "Keeper of the Lantern inn",
+        "## What you know\n- After, order 10.",
+        "- After, order 200.",
+    ]
+    positions = [text.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    assert section(compiled, "lore_before").items_kept == (
+        "lore 'early-before': key 'ale' in message 1",
+        "lore 'late-before': key 'ale' in message 1",
+    )
+    assert [i.split(":")[0] for i in section(compiled, "lore").items_kept] == [
+        "lore 'after'", "lore 'after-late'",
+    ]  # fmt: skip
+
+
+def test_instructions_follow_the_description_with_original_expanded() -> None:
+    persona = mira(instructions="Write in the present tense.\n{{original}}")
+    text = compile_prompt(persona).text
+    assert "## Instructions\nWrite in the present tense.\nYou are Mira, also called Mi." in text
+    assert text.index("Keeper of the Lantern") < text.index("## Instructions")
+    assert text.index("## Instructions") < text.index("## Your part")
+    assert "## Instructions" not in compile_prompt(mira(instructions="")).text
+
+
+def test_macros_are_expanded_in_every_persona_text() -> None:
+    persona = mira(
+        description="{{char}} keeps the inn for {{user}}.",
+        backstory="<BOT> met <USER> long ago.",
+        style=CoStar(context="{{char}}'s inn", tone="warm to {{User}}"),
+        goals=["Make {{user}} smile"],
+        safety=SafetyProfile(avoid_topics=["{{user}}'s debts"]),
+        actions=[HostAction(name="give_item", description="Give {{user}} an item.")],
+        examples=[Example(user="Hi {{char}}!", reply="Hello {{user}}.")],
+        lore=[LoreEntry(keys=["ale"], content="{{char}} brews ale for {{user}}.")],
+        instructions="{{original}} Never leave {{char}}'s voice.",
+    )
+    compiled = compile_prompt(
+        persona,
+        lore=activate(persona.lore, ["ale"]),
+        memories=["{{user}} wrote this"],
+        budget=100_000,
+        user="Ann",
+    )
+    text = compiled.text
+    for expected in [
+        "Mira keeps the inn for Ann.",
+        "Mira met Ann long ago.",
+        "Context: Mira's inn",
+        "Tone: warm to Ann",
+        "- Make Ann smile",
+        "Steer away from these topics: Ann's debts.",
+        "- give_item: Give Ann an item.",
+        "User: Hi Mira!\nMira: Hello Ann.",
+        "- Mira brews ale for Ann.",
+        "You are Mira, also called Mi. Never leave Mira's voice.",
+        "- {{user}} wrote this",  # memories are not persona text
+    ]:
+        assert expected in text, expected
+    assert "<BOT>" not in text and "{{char}}" not in text
+    unnamed = compile_prompt(persona, lore=activate(persona.lore, ["ale"]), budget=100_000)
+    assert "Mira keeps the inn for User." in unnamed.text
+    assert "- Mira brews ale for User." in unnamed.text
+    # The persona itself keeps its macros, so an exported card is unchanged.
+    assert persona.description == "{{char}} keeps the inn for {{user}}."
+
+
+def test_card_fields_never_reach_the_prompt() -> None:
+    persona = mira(
+        card={"creator_notes": "SECRET-CREATOR-NOTE", "tags": ["TAG-XYZZY"]},
+        lore=[LoreEntry(keys=["ale"], content="Dark ale.", card={"comment": "CARD-COMMENT"})],
+    )
+    text = compile_prompt(persona, lore=activate(persona.lore, ["ale"]), budget=100_000).text
+    assert "Dark ale." in text
+    for hidden in ["SECRET-CREATOR-NOTE", "TAG-XYZZY", "CARD-COMMENT", "creator_notes"]:
+        assert hidden not in text
+
+
+def test_explain_and_as_dict_carry_the_lore_trace_of_a_scan() -> None:
+    persona = mira()
+    found = scan(persona.lore, ["Any ale left?"], lorebook=persona.lorebook, seed=3)
+    compiled = compile_prompt(persona, lore=found, budget=100_000)
+    assert compiled.lore_scan is found
+    report = compiled.explain()
+    assert report.endswith(found.explain())
+    assert "  + ale: key 'ale' in message 1" in report
+    assert "  - rain: no key matched" in report
+    data = json.loads(json.dumps(compiled.as_dict(full=False)))
+    assert data["lore"]["active"] == [a.label for a in found.active]
+    rain = data["lore"]["trace"][2]
+    assert (rain["label"], rain["index"], rain["active"]) == ("rain", 2, False)
+    plain = compile_prompt(persona, lore=found.active, budget=100_000)
+    assert plain.text == compiled.text
+    assert "lore" not in plain.as_dict() and "Lore:" not in plain.explain()

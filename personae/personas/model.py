@@ -254,6 +254,9 @@ class SafetyProfile(_Section):
     """`game` (fiction allowed), `community` (Discord defaults) or `companion` (strictest)."""
     avoid_topics: list[str] = Field(default_factory=list)
     """Topics the character steers away from."""
+    unknown: list[str] = Field(default_factory=list)
+    """Things the character has never heard of (for a medieval innkeeper: `smartphone`,
+    `internet`); asked about them, it does not know, and its replies never name them."""
 
 
 class ModelSettings(_Section):

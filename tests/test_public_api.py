@@ -17,7 +17,8 @@ MODULES = [
     "personae.memory.records", "personae.memory.store", "personae.memory.text",
     "personae.memory.keyword", "personae.memory.scoring", "personae.memory.facts",
     "personae.memory.writer", "personae.memory.ingest", "personae.scope", "personae.cli",
-    "personae.cli.memory",
+    "personae.cli.memory", "personae.personas.cards", "personae.personas.macros",
+    "personae.cli.cards",
 ]
 
 

@@ -84,7 +84,8 @@ def load_persona(path: str | Path) -> Persona:
     """Load a persona from a YAML (`.yaml`, `.yml`) or JSON (`.json`) file.
 
     `lore_files` are read relative to the persona file and their entries are
-    appended to the inline `lore`.
+    appended to the inline `lore`; `avatar` is found relative to the persona
+    file too and made an absolute path.
 
     Args:
         path: The persona file.
@@ -129,6 +130,7 @@ def _check(path: Path) -> tuple[Persona | None, list[Problem], Exception | None]
         fix = "a persona is one mapping of `key: value` lines; remove the leading `- `"
         return None, [src.problem((), None, f"the file holds {kind}, not a mapping", fix)], None
     data, origins = _merge_lore(src, problems)
+    _resolve_avatar(src, data, problems)
     try:
         persona = Persona.model_validate(data)
     except ValidationError as exc:
@@ -336,6 +338,22 @@ def _merge_lore(src: _Source, problems: list[Problem]) -> tuple[dict[str, Any], 
         origins.extend((lore_src, (*prefix, str(j))) for j in range(len(entries)))
     data["lore"] = merged
     return data, origins
+
+
+def _resolve_avatar(src: _Source, data: dict[str, Any], problems: list[Problem]) -> None:
+    """Make `avatar` an absolute path, read relative to the persona file like `lore_files`."""
+    avatar = data.get("avatar")
+    if not isinstance(avatar, str) or not avatar.strip():
+        return
+    path = Path(avatar).expanduser()
+    if not path.is_absolute():
+        path = src.path.parent / path
+    if not path.is_file():
+        message = f"avatar image not found (looked at {path.resolve()})"
+        fix = "the avatar path is relative to the persona file; fix it or remove the line"
+        problems.append(src.problem(("avatar",), avatar, message, fix))
+        return
+    data["avatar"] = str(path.resolve())
 
 
 def _explain(

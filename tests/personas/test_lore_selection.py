@@ -56,12 +56,18 @@ def test_recursion_off() -> None:
 
 def test_recursion_is_bounded_by_max_recursion() -> None:
     said = ["the mountain"]
-    one = scan([MOUNTAIN, DRAGON, GOLD], said, lorebook=Lorebook(recursive_scanning=True, max_recursion=1))
+    one = scan(
+        [MOUNTAIN, DRAGON, GOLD], said, lorebook=Lorebook(recursive_scanning=True, max_recursion=1)
+    )
     assert labels(one) == ["mountain", "dragon"]
-    two = scan([MOUNTAIN, DRAGON, GOLD], said, lorebook=Lorebook(recursive_scanning=True, max_recursion=2))
+    two = scan(
+        [MOUNTAIN, DRAGON, GOLD], said, lorebook=Lorebook(recursive_scanning=True, max_recursion=2)
+    )
     assert labels(two) == ["mountain", "dragon", "gold"]
     assert "(recursion round 2)" in reason(two, "gold")
-    none = scan([MOUNTAIN, DRAGON, GOLD], said, lorebook=Lorebook(recursive_scanning=True, max_recursion=0))
+    none = scan(
+        [MOUNTAIN, DRAGON, GOLD], said, lorebook=Lorebook(recursive_scanning=True, max_recursion=0)
+    )
     assert labels(none) == ["mountain"]
 
 
@@ -89,8 +95,7 @@ def test_delay_until_recursion_entry_ignores_messages() -> None:
     alone = scan([MOUNTAIN, dragon], ["a dragon!"])
     assert labels(alone) == []
     assert reason(alone, "dragon") == (
-        "delay_until_recursion: activates only from other entries' content; "
-        "no recursion round ran"
+        "delay_until_recursion: activates only from other entries' content; no recursion round ran"
     )
     both = scan([MOUNTAIN, dragon], ["a dragon on the mountain"], lorebook=RECURSIVE)
     assert labels(both) == ["mountain", "dragon"]
@@ -207,8 +212,9 @@ def test_probability_is_seeded_and_roughly_right() -> None:
 
 def test_probability_rolls_again_on_later_messages() -> None:
     entry = LoreEntry(keys=["dragon"], content="c", probability=50)
-    results = {scan([entry], ["dragon"], message_count=n, seed="s").trace[0].active
-               for n in range(1, 40)}
+    results = {
+        scan([entry], ["dragon"], message_count=n, seed="s").trace[0].active for n in range(1, 40)
+    }
     assert results == {True, False}
 
 
@@ -253,15 +259,17 @@ def test_only_one_entry_of_a_group_is_used() -> None:
 
 
 def test_group_override_wins_by_highest_order() -> None:
-    entries = drinks(cider={"group_override": True, "order": 5},
-                     tea={"group_override": True, "order": 9}, ale={"order": 500})
+    entries = drinks(
+        cider={"group_override": True, "order": 5},
+        tea={"group_override": True, "order": 9},
+        ale={"order": 500},
+    )
     for seed in range(20):
         assert labels(scan(entries, ["a drink"], seed=seed)) == ["tea"]
 
 
 def test_group_draw_follows_weights_and_the_seed() -> None:
-    entries = drinks(ale={"group_weight": 1}, cider={"group_weight": 1},
-                     tea={"group_weight": 98})
+    entries = drinks(ale={"group_weight": 1}, cider={"group_weight": 1}, tea={"group_weight": 98})
     winners = [labels(scan(entries, ["a drink"], seed=s))[0] for s in range(200)]
     assert winners.count("tea") > 170
     assert {"ale", "cider"} & set(winners)
@@ -270,8 +278,9 @@ def test_group_draw_follows_weights_and_the_seed() -> None:
 
 def test_entries_may_belong_to_several_groups() -> None:
     entries = [
-        LoreEntry(name="ale", keys=["drink"], content="ale", group="drinks, cheap",
-                  group_override=True),
+        LoreEntry(
+            name="ale", keys=["drink"], content="ale", group="drinks, cheap", group_override=True
+        ),
         LoreEntry(name="bread", keys=["drink"], content="bread", group="cheap"),
         LoreEntry(name="wine", keys=["drink"], content="wine", group="fancy"),
     ]
@@ -308,8 +317,7 @@ def test_token_budget_leaves_out_lowest_priority_first() -> None:
     found = scan(entries, ["the inn"], lorebook=Lorebook(token_budget=6), counter=WordCounter())
     assert labels(found) == ["high", "mid"]
     assert reason(found, "low") == (
-        "token budget: active entries need 9 tokens, the lorebook allows 6; "
-        "left out at priority -1"
+        "token budget: active entries need 9 tokens, the lorebook allows 6; left out at priority -1"
     )
     tight = scan(entries, ["the inn"], lorebook=Lorebook(token_budget=3), counter=WordCounter())
     assert labels(tight) == ["high"]

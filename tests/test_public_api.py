@@ -18,7 +18,12 @@ MODULES = [
     "personae.memory.keyword", "personae.memory.scoring", "personae.memory.facts",
     "personae.memory.writer", "personae.memory.ingest", "personae.scope", "personae.cli",
     "personae.cli.memory", "personae.personas.cards", "personae.personas.macros",
-    "personae.cli.cards",
+    "personae.cli.cards", "personae.agents.safety", "personae.integrations.game.protocol",
+    "personae.integrations.game.server", "personae.integrations.game.session",
+    "personae.integrations.game.state", "personae.integrations.game.recording",
+    "personae.integrations.game.limits", "personae.integrations.game.sentences",
+    "personae.integrations.game.perception", "personae.integrations.game.client",
+    "personae.integrations.game.transports", "personae.cli.game",
 ]
 
 

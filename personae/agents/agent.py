@@ -15,6 +15,14 @@ scope's thread id, and the timed state (sticky and cooldown entries) is kept
 in the checkpointed graph state next to the history, so it carries from turn
 to turn and survives a restart; `reset` and `forget` clear it with the
 history.
+
+Hosts that act in a world (games) get a few more hooks: `Turn.affordances`
+limits the host actions to those usable now (the model is offered only
+those, and the action tools refuse the rest); `on_action` hears of each
+valid action while the turn runs; `note` adds what the character perceived
+to its history without a model call; `thread_state`/`restore_thread` and
+`memory_mark`/`rewind_memory`/`copy_memory` put a conversation and its
+memories back to a save point.
 """
 
 from __future__ import annotations
@@ -22,9 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NotRequired, Protocol
@@ -45,6 +54,8 @@ from langchain_core.messages import (
     BaseMessage,
     HumanMessage,
     SystemMessage,
+    messages_from_dict,
+    messages_to_dict,
 )
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
@@ -53,8 +64,9 @@ from personae.agents.memory_tools import MEMORY_TOOLS, memory_tools
 from personae.agents.models import make_chat_model, model_chain
 from personae.agents.offline import OfflineChatModel
 from personae.agents.resilience import RetryMiddleware
-from personae.agents.tools import build_tools, collect_actions, host_action_tool
-from personae.agents.turn import Reply, Scope, Turn, Usage
+from personae.agents.safety import prompt_lines, screen_in, screen_out
+from personae.agents.tools import EMOTION_TOOL, build_tools, collect_actions, host_action_tool
+from personae.agents.turn import Action, Reply, Scope, Turn, Usage
 from personae.errors import ToolLoadError
 from personae.personas.loading import load_persona
 from personae.personas.lore import LoreState, scan
@@ -67,17 +79,21 @@ if TYPE_CHECKING:
     from personae.memory.store import MemoryStore
     from personae.memory.writer import MemoryWriter
 
-__all__ = ["Agent"]
+__all__ = ["Agent", "OnAction"]
 
 log = logging.getLogger(__name__)
 
-_EMOTION_TOOL = "show_emotion"
+_EMOTION_TOOL = EMOTION_TOOL
 _LORE_STATE = "personae_lore"
 """Graph state key of the timed lore state (`LoreState.as_dict()`)."""
 
 _trace: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
     "personae_turn_trace", default=None
 )
+
+
+OnAction = Callable[[Action], Awaitable[None]]
+"""Callback told of each valid host action (and emotion) while a turn runs."""
 
 
 class _Compile(Protocol):
@@ -102,6 +118,8 @@ class _TurnContext:
     memories: list[str] = field(default_factory=list)
     trace: list[dict[str, Any]] = field(default_factory=list)
     prompt: CompiledPrompt | None = None
+    on_action: OnAction | None = None
+    """Told of each valid host action as the model asks for it (read by the action tools)."""
 
 
 class _LoreGraphState(AgentState[Any]):
@@ -205,6 +223,32 @@ class _RecentHistory(AgentMiddleware[Any, _TurnContext, Any]):
         return await handler(request)
 
 
+class _Affordances(AgentMiddleware[Any, _TurnContext, Any]):
+    """Offers the model only the host actions usable now (`Turn.affordances`).
+
+    The action tools refuse the others anyway; hiding them spares the model a
+    refusal and the prompt the tokens.
+    """
+
+    def __init__(self, actions: set[str]) -> None:
+        super().__init__()
+        self.actions = actions
+
+    async def awrap_model_call(self, request: ModelRequest[_TurnContext], handler: Any) -> Any:
+        usable = request.runtime.context.turn.affordances
+        if usable is not None:
+            tools = [t for t in request.tools if _usable(t, self.actions, usable)]
+            request = request.override(tools=tools)
+        return await handler(request)
+
+
+def _usable(
+    tool: BaseTool | dict[str, Any], actions: set[str], usable: Mapping[str, list[str]]
+) -> bool:
+    name = tool.get("name") if isinstance(tool, dict) else tool.name
+    return name not in actions or name in usable
+
+
 def _record(event: dict[str, Any]) -> None:
     trace = _trace.get()
     if trace is not None:
@@ -231,6 +275,12 @@ class Agent:
             under `home` when the persona's `memory.enabled` is true.
         fact_extractor: Finds facts about the user after each turn; default:
             the first model of the chain when it is a real one, else rules.
+        open_memory: Opens the memory store when the first turn needs one,
+            instead of a store under `home` (several agents of one process
+            share a store this way); the caller closes that store.
+        middleware: Extra LangChain middleware wrapped around each model call
+            of the chain, inside the fallback and outside the retries (so it
+            sees which link answers, e.g. to record outputs), outermost first.
 
     Raises:
         ModelSpecError, UnknownProviderError, MissingCredentialsError,
@@ -260,8 +310,11 @@ class Agent:
         history_messages: int = 40,
         memory: MemoryStore | bool | None = None,
         fact_extractor: FactExtractor | None = None,
+        open_memory: Callable[[], MemoryStore] | None = None,
+        middleware: Sequence[AgentMiddleware[Any, Any, Any]] = (),
     ) -> None:
         self.persona = persona
+        self._safety_lines = tuple((line.label, line.text) for line in prompt_lines(persona))
         self.settings = settings or get_settings()
         self.home = Path(home) if home is not None else self.settings.home
         self.turn_timeout = turn_timeout
@@ -273,6 +326,7 @@ class Agent:
             None if memory is None or isinstance(memory, bool) else memory
         )
         self._owns_store = False
+        self._open_memory = open_memory
         self.memory_enabled = (
             self._store is not None
             or memory is True
@@ -281,9 +335,10 @@ class Agent:
         self._writer: MemoryWriter | None = None
         self._fact_extractor = fact_extractor
         self._tasks: set[asyncio.Task[None]] = set()
+        self._middleware = list(middleware)
         extra = list(tools)
         if persona.emotions:
-            extra.append(host_action_tool(_emotion_action(persona.emotions)))
+            extra.append(host_action_tool(_emotion_action(persona.emotions), restricted=False))
         wanted = tuple(name for name in persona.tools if name in MEMORY_TOOLS)
         if wanted and not self.memory_enabled:
             raise ToolLoadError(
@@ -328,7 +383,10 @@ class Agent:
                 chain.append((getattr(link, "name_tag", None) or link._llm_type, link))
             elif link != "offline":
                 chain.append((link, self._make(link)))
-        chain.append(("offline", self._make("offline")))
+        # A chain given in code may bring its own last link labelled `offline`
+        # (a replay stands in for it that way); otherwise the real one ends it.
+        if not chain or chain[-1][0] != "offline":
+            chain.append(("offline", self._make("offline")))
         return chain
 
     def _make(self, spec: str) -> BaseChatModel:
@@ -349,8 +407,11 @@ class Agent:
             from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
             if self.memory_enabled and self._store is None:
-                self._store = await asyncio.to_thread(self._open_store)
-                self._owns_store = True
+                if self._open_memory is not None:
+                    self._store = await asyncio.to_thread(self._open_memory)
+                else:
+                    self._store = await asyncio.to_thread(self._open_store)
+                    self._owns_store = True
             if self._store is not None and self._writer is None:
                 self._writer = self._make_writer(self._store)
 
@@ -366,11 +427,16 @@ class Agent:
             saver = AsyncSqliteSaver(self._conn)
             await saver.setup()
             labels = {id(m): (i, spec) for i, (spec, m) in enumerate(self.chain)}
-            middleware: list[Any] = [_StylePrompt(), _RecentHistory(self.history_messages)]
+            middleware: list[Any] = [
+                _StylePrompt(),
+                _RecentHistory(self.history_messages),
+                _Affordances(self._action_names),
+            ]
             if len(self.chain) > 1:
                 middleware.append(ModelFallbackMiddleware(*(m for _, m in self.chain[1:])))
             middleware += [
                 _AnsweredBy(labels),
+                *self._middleware,
                 RetryMiddleware.from_settings(self.settings, on_attempt=_record),
             ]
             self._graph = create_agent(
@@ -459,6 +525,7 @@ class Agent:
             lore=found,
             world=turn.world or None,
             user=turn.speaker,
+            safety=self._safety_lines,
         )
 
     # -- memory -----------------------------------------------------------------
@@ -535,23 +602,34 @@ class Agent:
         )
         return [item.record.text for item in found.items], list(found.ids)
 
-    async def respond(self, turn: Turn | str) -> Reply:
+    async def respond(self, turn: Turn | str, *, on_action: OnAction | None = None) -> Reply:
         """Answer one turn and return the full `Reply`.
 
         Never raises for a failing model: the chain falls back, ending with
         the offline model, and if even that fails the reply is a fallback line
         flagged `error`. The user's message is stored either way.
+
+        Args:
+            turn: The turn, or just its text.
+            on_action: Awaited with each valid host action (and emotion shown)
+                as soon as the model asks for it, before the reply is done;
+                the same actions are in `Reply.actions` at the end.
         """
         reply: Reply | None = None
-        async for item in self._run(turn, stream=False):
+        async for item in self._run(turn, stream=False, on_action=on_action):
             if isinstance(item, Reply):
                 reply = item
         assert reply is not None
         return reply
 
-    async def stream(self, turn: Turn | str) -> AsyncIterator[str | Reply]:
-        """Yield text deltas as the model produces them, then the final `Reply`."""
-        async for item in self._run(turn, stream=True):
+    async def stream(
+        self, turn: Turn | str, *, on_action: OnAction | None = None
+    ) -> AsyncIterator[str | Reply]:
+        """Yield text deltas as the model produces them, then the final `Reply`.
+
+        `on_action` is as for `respond`.
+        """
+        async for item in self._run(turn, stream=True, on_action=on_action):
             yield item
 
     def respond_sync(self, turn: Turn | str) -> Reply:
@@ -560,25 +638,102 @@ class Agent:
             self._runner = asyncio.Runner()
         return self._runner.run(self.respond(turn))
 
-    async def _run(self, turn_in: Turn | str, *, stream: bool) -> AsyncIterator[str | Reply]:
+    def _scope_lock(self, scope: Scope) -> asyncio.Lock:
+        # Turns (and notes) of one scope run one after another: two at once
+        # would both extend the same history and one of the messages could be lost.
+        return self._scope_locks.setdefault(scope.thread_id(), asyncio.Lock())
+
+    async def _run(
+        self, turn_in: Turn | str, *, stream: bool, on_action: OnAction | None = None
+    ) -> AsyncIterator[str | Reply]:
         graph = await self._ensure_graph()
         turn, scope, config = self._turn(turn_in)
-        # Turns of one scope run one after another: two at once would both
-        # extend the same history and one of the messages could be lost.
-        lock = self._scope_locks.setdefault(scope.thread_id(), asyncio.Lock())
-        async with lock:
-            async for item in self._locked_run(graph, turn, scope, config, stream=stream):
+        async with self._scope_lock(scope):
+            async for item in self._locked_run(
+                graph, turn, scope, config, stream=stream, on_action=on_action
+            ):
                 yield item
 
+    async def _screen_in(self, graph: Any, turn: Turn, config: RunnableConfig) -> Reply | None:
+        """Screen what comes in before any model runs; a `Reply` answers without the model.
+
+        The single place where input screening (per the persona's safety
+        profile, `personae.agents.safety`) hooks into a turn. A screened
+        exchange is stored in the history like any other, so the character
+        knows what it said.
+        """
+        if not turn.text.strip():
+            return None
+        verdict = screen_in(self.persona, turn.text, speaker=turn.speaker)
+        if verdict.passed:
+            return None
+        # Only now read the history: it lets a deflection differ from the last one.
+        state = await graph.aget_state(config)
+        said = _said(state.values.get("messages", [])) if state.values else []
+        verdict = screen_in(self.persona, turn.text, history=said, speaker=turn.speaker)
+        if verdict.passed or verdict.reply is None:
+            return None
+        human = HumanMessage(_human_text(turn), id=str(uuid.uuid4()))
+        if turn.speaker:
+            human.name = turn.speaker
+        answer = AIMessage(verdict.reply, response_metadata={"model_name": "safety"})
+        await graph.aupdate_state(config, {"messages": [human, answer]}, as_node="model")
+        return Reply(
+            text=verdict.reply,
+            flags=list(verdict.flags),
+            model="safety",
+            trace=[verdict.as_trace()],
+        )
+
+    async def _screen_out(
+        self, graph: Any, config: RunnableConfig, reply: Reply, messages: list[BaseMessage],
+        turn: Turn,
+    ) -> Reply:
+        """Replace a reply the safety profile refuses, in the answer and in the history."""
+        verdict = screen_out(self.persona, reply.text, speaker=turn.speaker)
+        if verdict.action == "pass":
+            return reply
+        said = _said(messages[:-1])
+        verdict = screen_out(self.persona, reply.text, history=said, speaker=turn.speaker)
+        if verdict.action == "pass":
+            return reply
+        last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+        if last is not None and last.id is not None:
+            # Same id: the checkpointer's reducer replaces the message, so the
+            # model does not see its own refused words next turn.
+            fixed = AIMessage(verdict.text, id=last.id, response_metadata=last.response_metadata)
+            await graph.aupdate_state(config, {"messages": [fixed]}, as_node="model")
+        reply.trace.append(
+            {"step": "safety_out", "category": verdict.category, "rule": verdict.rule}
+        )
+        return reply.model_copy(
+            update={"text": verdict.text, "flags": [*reply.flags, *verdict.flags]}
+        )
+
     async def _locked_run(
-        self, graph: Any, turn: Turn, scope: Scope, config: RunnableConfig, *, stream: bool
+        self,
+        graph: Any,
+        turn: Turn,
+        scope: Scope,
+        config: RunnableConfig,
+        *,
+        stream: bool,
+        on_action: OnAction | None = None,
     ) -> AsyncIterator[str | Reply]:
+        screened = await self._screen_in(graph, turn, config)
+        if screened is not None:
+            if stream:
+                yield screened.text
+            yield screened
+            return
         trace: list[dict[str, Any]] = []
         token = _trace.set(trace)
         human = HumanMessage(_human_text(turn), id=str(uuid.uuid4()))
         if turn.speaker:
             human.name = turn.speaker
-        context = _TurnContext(turn=turn, scope=scope, compile=self.compile, trace=trace)
+        context = _TurnContext(
+            turn=turn, scope=scope, compile=self.compile, trace=trace, on_action=on_action
+        )
         messages: list[BaseMessage] = []
         recalled_ids: list[str] = []
         try:
@@ -621,6 +776,7 @@ class Agent:
             return
         _trace.reset(token)
         reply = self._reply(messages, human, trace)
+        reply = await self._screen_out(graph, config, reply, messages, turn)
         if self._store is not None and recalled_ids:
             self._background(asyncio.to_thread(self._store.touch, scope, recalled_ids))
         if self._writer is not None:
@@ -690,6 +846,145 @@ class Agent:
             log.exception("could not store the failed turn")
         return Reply(text=text, flags=["offline", "error"], model="offline", trace=trace)
 
+    async def note(self, scope: Scope, text: str, *, speaker: str | None = None) -> None:
+        """Add `text` to the conversation of `scope` as something the character perceived.
+
+        No model runs: the next turn of that scope sees it in the history. For
+        what a character should know without answering, such as the outcome
+        of an action it took or an event it witnessed.
+
+        Args:
+            scope: Whose conversation.
+            text: What the character perceives, in plain words.
+            speaker: Who it came from, when it matters.
+        """
+        graph = await self._ensure_graph()
+        _, scope, config = self._turn(Turn(scope=scope))
+        message = HumanMessage(text, id=str(uuid.uuid4()))
+        if speaker:
+            message.name = speaker
+        async with self._scope_lock(scope):
+            await graph.aupdate_state(config, {"messages": [message]}, as_node="model")
+
+    async def remember(
+        self,
+        scope: Scope,
+        text: str,
+        *,
+        game_time: str | None = None,
+        importance: int = 5,
+        speaker: str | None = None,
+    ) -> bool:
+        """Store `text` in the long-term memory of `scope`, if the character has memory.
+
+        Args:
+            scope: Whose memory.
+            text: The memory, in plain words.
+            game_time: In-game time it happened.
+            importance: 1 (trivial) to 10 (life-changing).
+            speaker: Who said or did it.
+
+        Returns:
+            Whether a memory store took it (False when memory is off).
+        """
+        await self._ensure_graph()
+        if self._store is None:
+            return False
+        from personae.memory.records import NewMemory
+
+        memory = NewMemory(text=text, kind="episode", importance=max(1, min(10, importance)),
+                           game_time=game_time, speaker=speaker)  # fmt: skip
+        await asyncio.to_thread(self._store.add, scope, [memory])
+        return True
+
+    async def thread_state(self, scope: Scope) -> dict[str, Any]:
+        """Return the conversation state of `scope` as JSON-ready data, for a save file.
+
+        Holds the history (LangChain message dicts) and the timed lore state;
+        `restore_thread` puts it back.
+        """
+        graph = await self._ensure_graph()
+        _, scope, config = self._turn(Turn(scope=scope))
+        async with self._scope_lock(scope):
+            state = await graph.aget_state(config)
+        values = state.values or {}
+        return {
+            "messages": messages_to_dict(list(values.get("messages", []))),
+            "lore": _lore_state(values).as_dict(),
+        }
+
+    async def restore_thread(self, scope: Scope, data: Mapping[str, Any] | None) -> None:
+        """Replace the conversation of `scope` with one `thread_state` returned.
+
+        Args:
+            scope: Whose conversation.
+            data: What `thread_state` returned; None leaves the conversation empty.
+
+        Raises:
+            ValueError: `data` does not hold LangChain message dicts.
+        """
+        messages = messages_from_dict(list(data.get("messages", []))) if data else []
+        lore = data.get("lore") if data else None
+        graph = await self._ensure_graph()
+        _, scope, config = self._turn(Turn(scope=scope))
+        async with self._scope_lock(scope):
+            await graph.checkpointer.adelete_thread(config["configurable"]["thread_id"])
+            if messages or lore:
+                values: dict[str, Any] = {"messages": messages}
+                if isinstance(lore, Mapping):
+                    values[_LORE_STATE] = dict(lore)
+                await graph.aupdate_state(config, values, as_node="model")
+
+    async def memory_mark(self) -> float:
+        """Finish pending memory writes and return the time they are stored up to.
+
+        Memories stored later have a later `created_at`; `rewind_memory(after=mark)`
+        removes them.
+        """
+        await self._ensure_graph()
+        await self._settle()
+        # Stored times are rounded to the millisecond (see `MemoryStore`).
+        return round(time.time(), 3)
+
+    async def rewind_memory(self, *, after: float, within: Mapping[str, str]) -> int:
+        """Delete the memories stored after `after` in every scope of this persona within `within`.
+
+        Args:
+            after: A `memory_mark()`.
+            within: Scope keys the scopes must have, e.g.
+                `{"world": "w1", "save_slot": "s2"}`.
+
+        Returns:
+            How many memories were deleted.
+        """
+        await self._ensure_graph()
+        await self._settle()
+        store = self._store
+        if store is None:
+            return 0
+        return await asyncio.to_thread(_rewind, store, self.persona.id, dict(within), after)
+
+    async def copy_memory(
+        self, *, until: float, source: Mapping[str, str], target: Mapping[str, str]
+    ) -> int:
+        """Copy the memories stored up to `until` from scopes within `source` to `target`.
+
+        Each scope of this persona whose keys include `source` is copied to
+        the same scope with the keys of `target` instead (e.g. another save
+        slot), keeping the memories' times.
+
+        Returns:
+            How many memories were copied.
+        """
+        await self._ensure_graph()
+        await self._settle()
+        store = self._store
+        if store is None:
+            return 0
+        return await asyncio.to_thread(
+            _copy, store, self.persona.id, dict(source), dict(target), until
+        )
+
     async def reset(self, scope: Scope | None = None) -> None:
         """Forget the conversation history of `scope` (default: the local user)."""
         graph = await self._ensure_graph()
@@ -742,6 +1037,8 @@ class Agent:
         if self._store is not None and self._owns_store:
             await asyncio.to_thread(self._store.close)
             self._store, self._owns_store, self._writer = None, False, None
+        elif self._open_memory is not None:
+            self._store, self._writer = None, None
         if self._conn is not None:
             await self._conn.close()
             self._conn, self._graph = None, None
@@ -762,6 +1059,33 @@ class _NoFacts:
 
     async def aextract(self, text: str, *, speaker: str | None = None) -> list[Fact]:
         return []
+
+
+def _within(scope: Scope, keys: Mapping[str, str]) -> bool:
+    have = scope.keys()
+    return all(have.get(k) == v for k, v in keys.items())
+
+
+def _rewind(store: MemoryStore, persona: str, within: dict[str, str], after: float) -> int:
+    return sum(
+        store.rewind(scope, after=after)
+        for scope in store.scopes(persona)
+        if _within(scope, within)
+    )
+
+
+def _copy(
+    store: MemoryStore,
+    persona: str,
+    source: dict[str, str],
+    target: dict[str, str],
+    until: float,
+) -> int:
+    copied = 0
+    for scope in store.scopes(persona):
+        if _within(scope, source):
+            copied += store.copy(scope, scope.model_copy(update=target), until=until)
+    return copied
 
 
 def _lore_window(persona: Persona, said: Sequence[str]) -> Sequence[str]:

@@ -7,9 +7,11 @@ the tools it names (plus those passed in code).
 
 Host actions are different: they are carried out by the host (a game, a
 bot), never here. Each becomes a tool whose only job is to validate the
-arguments against the action's JSON Schema; a valid call ends up in
-`Reply.actions`, an invalid one goes back to the model as a tool error so it
-can correct itself. The host is never sent arguments that break the schema.
+arguments against the action's JSON Schema (and, in a game, against the
+affordances of the moment: which actions and targets are usable now); a
+valid call ends up in `Reply.actions`, an invalid one goes back to the model
+as a tool error so it can correct itself. The host is never sent arguments
+that break the schema, nor an action it did not offer.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jsonschema import Draft202012Validator
+from langchain.tools import ToolRuntime
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool, ToolException, tool
 
@@ -31,6 +34,7 @@ from personae.personas.model import HostAction, Persona
 
 __all__ = [
     "BUILTIN_TOOLS",
+    "EMOTION_TOOL",
     "build_tools",
     "collect_actions",
     "host_action_tool",
@@ -73,6 +77,9 @@ def roll_dice(sides: int = 6, count: int = 1) -> str:
 
 for _builtin in (current_time, roll_dice):
     _builtin.handle_tool_error = True
+
+EMOTION_TOOL = "show_emotion"
+"""Name of the tool a persona with `emotions` gets to show one; its calls are not actions."""
 
 BUILTIN_TOOLS: dict[str, BaseTool] = {"current_time": current_time, "roll_dice": roll_dice}
 """Tools every persona may name without writing code."""
@@ -134,15 +141,25 @@ def _is_async(func: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(func)
 
 
-def host_action_tool(action: HostAction) -> BaseTool:
+def host_action_tool(action: HostAction, *, restricted: bool = True) -> BaseTool:
     """Make the tool the model calls to ask the host for `action`.
 
     The tool validates the arguments against the action's JSON Schema and
-    answers the model; it does not carry the action out.
+    answers the model; it does not carry the action out. When the turn lists
+    its affordances (`Turn.affordances`, read from the run's context), a
+    `restricted` action not among them is refused, and so is a `target`
+    argument that is not one of the action's listed targets: the model hears
+    why, the host never sees the call. A valid call is handed to the turn's
+    `on_action` callback, when there is one, as soon as it is made.
+
+    Args:
+        action: The host action.
+        restricted: Whether the turn's affordances apply (the emotion tool is
+            always usable).
     """
     validator = Draft202012Validator(action.parameters)
 
-    def request(**arguments: Any) -> str:
+    def check(arguments: dict[str, Any], runtime: ToolRuntime[Any, Any] | None) -> None:
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
         if errors:
             detail = "; ".join(
@@ -153,6 +170,35 @@ def host_action_tool(action: HostAction) -> BaseTool:
                 f"action {action.name!r} not sent, arguments do not fit its schema: {detail}. "
                 "Call it again with valid arguments, or do without it."
             )
+        affordances = _affordances(runtime) if restricted else None
+        if affordances is None:
+            return
+        if action.name not in affordances:
+            usable = ", ".join(sorted(affordances)) or "none"
+            raise ToolException(
+                f"action {action.name!r} not sent: it is not possible here and now "
+                f"(actions possible now: {usable}). Do without it."
+            )
+        target = arguments.get("target")
+        targets = affordances[action.name]
+        if target is not None and target not in targets:
+            valid = ", ".join(repr(t) for t in targets) or "none"
+            raise ToolException(
+                f"action {action.name!r} not sent: target {target!r} is not available "
+                f"(valid targets now: {valid}). Pick one of those, or do without it."
+            )
+
+    def request(runtime: ToolRuntime[Any, Any] | None = None, **arguments: Any) -> str:
+        check(arguments, runtime)
+        return f"Requested {action.name}; the world will carry it out."
+
+    async def arequest(runtime: ToolRuntime[Any, Any] | None = None, **arguments: Any) -> str:
+        check(arguments, runtime)
+        notify = getattr(getattr(runtime, "context", None), "on_action", None)
+        if notify is not None and runtime is not None:
+            await notify(
+                Action(name=action.name, arguments=arguments, id=runtime.tool_call_id or "")
+            )
         return f"Requested {action.name}; the world will carry it out."
 
     return StructuredTool(
@@ -160,9 +206,17 @@ def host_action_tool(action: HostAction) -> BaseTool:
         description=action.description,
         args_schema=action.parameters,
         func=request,
+        coroutine=arequest,
         handle_tool_error=True,
         metadata={"personae_host_action": True},
     )
+
+
+def _affordances(runtime: ToolRuntime[Any, Any] | None) -> dict[str, list[str]] | None:
+    """Return the affordances of the running turn (None: no restriction)."""
+    turn = getattr(getattr(runtime, "context", None), "turn", None)
+    found = getattr(turn, "affordances", None)
+    return found if isinstance(found, dict) else None
 
 
 def build_tools(

@@ -20,6 +20,11 @@ class Turn(BaseModel):
         speaker: Display name of who speaks, when it matters (group chats).
         events: Things the character perceived, in plain words.
         world: Current world state (location, time, weather...), shown to the model.
+        affordances: The host actions usable now, each with the targets it may
+            be used on (an empty list: the action takes no target). `None`
+            (the default) puts no restriction on host actions; a mapping
+            refuses every action not in it, and a `target` argument not
+            listed for its action.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -29,6 +34,7 @@ class Turn(BaseModel):
     speaker: str | None = None
     events: list[str] = Field(default_factory=list)
     world: dict[str, Any] = Field(default_factory=dict)
+    affordances: dict[str, list[str]] | None = None
 
 
 class Action(BaseModel):

@@ -239,11 +239,12 @@ async def _repl(
 
 
 def _mount_groups() -> None:
-    from personae.cli import cards
+    from personae.cli import cards, game
     from personae.cli.memory import app as memory_app
 
     app.add_typer(memory_app, name="memory")
     cards.register(app)
+    game.register(app)
 
 
 _mount_groups()

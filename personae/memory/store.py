@@ -366,6 +366,57 @@ class MemoryStore:
                 self.purge()
         return count
 
+    def rewind(self, scope: Scope, *, after: float, purge: bool = False) -> int:
+        """Delete the scope's memories stored after a moment, as when a game loads a save.
+
+        Args:
+            scope: Whose memories.
+            after: Unix time; memories with a later `created_at` are deleted.
+            purge: Also erase their text from disk now (see `purge()`).
+
+        Returns:
+            How many memories were deleted.
+
+        """
+        part = _part(scope)
+        doomed = [r.id for r in self.list(scope, limit=sys.maxsize) if r.created_at > after]
+        if not doomed:
+            return 0
+        with self._lock:
+            collection = self._collection(part, create=False)
+            if collection is None:
+                return 0
+            collection.delete(ids=doomed)
+            self._index.remove(part, doomed)
+            self._scrub(doomed, deleted=True)
+            if purge:
+                self.purge()
+        return len(doomed)
+
+    def copy(self, source: Scope, target: Scope, *, until: float | None = None) -> int:
+        """Copy a scope's memories (superseded facts left out) into another scope.
+
+        Times, importance and the other fields are kept; texts the target
+        already holds are not stored twice.
+
+        Args:
+            source: Whose memories.
+            target: Where the copies go (e.g. the same player in another save slot).
+            until: Unix time; only memories stored up to it are copied. None: all.
+
+        Returns:
+            How many memories the source had to copy.
+
+        """
+        records = [
+            r for r in self.list(source, include_superseded=False, limit=sys.maxsize)
+            if until is None or r.created_at <= until
+        ]
+        fields = set(NewMemory.model_fields)
+        memories = [NewMemory(**r.model_dump(include=fields)) for r in reversed(records)]
+        self.add(target, memories)
+        return len(memories)
+
     def purge(self) -> None:
         """Rewrite the store's files so deleted and edited text is gone from disk.
 

@@ -407,16 +407,27 @@ def _goals(persona: Persona) -> _Part:
     return _Part("goals", "## Your goals", "persona.goals", items)
 
 
-def _safety(persona: Persona) -> _Part:
+def _safety(persona: Persona, lines: Sequence[tuple[str, str]]) -> _Part:
     items = []
     if persona.safety.avoid_topics:
         topics = ", ".join(persona.safety.avoid_topics)
         items.append(_Item("avoid_topics", f"Steer away from these topics: {topics}.", topics))
-    rule = (
-        "Stay in character. Never say you are a language model or an AI unless someone "
-        "sincerely asks; then answer honestly."
-    )
-    items.append(_Item("in_character", rule, "stay in character"))
+    given = {label for label, _ in lines}
+    if persona.safety.unknown and "unknown" not in given:
+        terms = ", ".join(persona.safety.unknown)
+        text = (
+            f"You have never heard of: {terms}. If someone asks about them, you do not know "
+            "what they are, and you never name them yourself."
+        )
+        items.append(_Item("unknown", text, terms))
+    if "in_role" not in given:
+        rule = (
+            "Stay in character. Never say you are a language model or an AI unless someone "
+            "sincerely asks; then answer honestly."
+        )
+        items.append(_Item("in_character", rule, "stay in character"))
+    for label, text in lines:
+        items.append(_Item(label, text, f"safety profile {persona.safety.profile}"))
     return _Part("safety", "## Boundaries", "never dropped: persona.safety", items)
 
 
@@ -571,6 +582,7 @@ def compile_prompt(
     counter: TokenCounter | None = None,
     now: str | None = None,
     user: str | None = None,
+    safety: Sequence[tuple[str, str]] = (),
 ) -> CompiledPrompt:
     """Compile the system prompt of `persona` within a token budget.
 
@@ -587,6 +599,9 @@ def compile_prompt(
         now: Current time as the host wants the character to see it; omitted when None.
         user: Name of who the character talks to, for `{{user}}` in persona
             texts; `User` when None.
+        safety: `(label, text)` lines of the safety profile (the agent passes
+            `personae.agents.safety.prompt_lines(persona)`); a line labelled
+            `in_role` replaces the default stay-in-character rule.
 
     Returns:
         The prompt and its record. Items are cut in `DROP_ORDER` until the
@@ -601,7 +616,7 @@ def compile_prompt(
     said = _with_macros(persona, user)
     built = [
         _identity(said), _lore(said, active, user, before=True), _description(said),
-        _instructions(said), _costar(said), _speech(said), _goals(said), _safety(said),
+        _instructions(said), _costar(said), _speech(said), _goals(said), _safety(said, safety),
         _backstory(said), _actions(said), _emotions(said), _examples(said),
         _lore(said, active, user, before=False), _world(world, now), _memories(memories),
         _summary(summary),

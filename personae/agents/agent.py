@@ -28,45 +28,51 @@ memories back to a save point.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NotRequired, Protocol
+from typing import TYPE_CHECKING, Any
 
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
     AgentMiddleware,
-    AgentState,
     ModelFallbackMiddleware,
-    ModelRequest,
-    ModelResponse,
 )
-from langchain.agents.middleware.types import PrivateStateAttr
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
     BaseMessage,
     HumanMessage,
-    SystemMessage,
     messages_from_dict,
     messages_to_dict,
 )
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
 
+from personae.agents._middleware import (
+    LORE_STATE,
+    Affordances,
+    AnsweredBy,
+    OnAction,
+    RecentHistory,
+    StylePrompt,
+    TurnContext,
+    lore_state_of,
+    record_step,
+    said_texts,
+    turn_trace,
+)
 from personae.agents.memory_tools import MEMORY_TOOLS, memory_tools
 from personae.agents.models import make_chat_model, model_chain
 from personae.agents.offline import OfflineChatModel
 from personae.agents.resilience import RetryMiddleware
 from personae.agents.safety import prompt_lines, screen_in, screen_out
 from personae.agents.tools import EMOTION_TOOL, build_tools, collect_actions, host_action_tool
-from personae.agents.turn import Action, Reply, Scope, Turn, Usage
+from personae.agents.turn import Reply, Scope, Turn, Usage
 from personae.errors import ToolLoadError
 from personae.personas.loading import load_persona
 from personae.personas.lore import LoreState, scan
@@ -83,176 +89,6 @@ __all__ = ["Agent", "OnAction"]
 
 log = logging.getLogger(__name__)
 
-_EMOTION_TOOL = EMOTION_TOOL
-_LORE_STATE = "personae_lore"
-"""Graph state key of the timed lore state (`LoreState.as_dict()`)."""
-
-_trace: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
-    "personae_turn_trace", default=None
-)
-
-
-OnAction = Callable[[Action], Awaitable[None]]
-"""Callback told of each valid host action (and emotion) while a turn runs."""
-
-
-class _Compile(Protocol):
-    def __call__(
-        self,
-        turn: Turn,
-        recent: Sequence[str],
-        memories: Sequence[str] = (),
-        *,
-        message_count: int | None = None,
-        lore_state: LoreState | None = None,
-    ) -> CompiledPrompt: ...
-
-
-@dataclass
-class _TurnContext:
-    """Per-turn runtime context handed to the middleware by LangGraph."""
-
-    turn: Turn
-    scope: Scope
-    compile: _Compile
-    memories: list[str] = field(default_factory=list)
-    trace: list[dict[str, Any]] = field(default_factory=list)
-    prompt: CompiledPrompt | None = None
-    on_action: OnAction | None = None
-    """Told of each valid host action as the model asks for it (read by the action tools)."""
-
-
-class _LoreGraphState(AgentState[Any]):
-    """The agent's graph state plus the timed lore state, checkpointed with the history."""
-
-    personae_lore: NotRequired[Annotated[dict[str, Any], PrivateStateAttr]]
-
-
-class _StylePrompt(AgentMiddleware[_LoreGraphState, _TurnContext, Any]):
-    """Sets the compiled style prompt as the system message of every model call.
-
-    Compiled here, from the messages LangGraph already loaded, so a turn reads
-    its history once; set as the system message, so the prompt never lands in
-    the checkpointed history. Every model call of a turn scans lore from the
-    state the turn started with; the new timed state is stored once the turn
-    ends, so a tool round trip does not count as a message.
-    """
-
-    state_schema = _LoreGraphState
-
-    def _with_prompt(self, request: ModelRequest[_TurnContext]) -> ModelRequest[_TurnContext]:
-        context = request.runtime.context
-        said = _said(request.state["messages"])
-        prior = _lore_state(request.state)
-        prompt = context.compile(
-            context.turn, said, context.memories, message_count=len(said), lore_state=prior
-        )
-        if context.prompt is None or context.prompt.text != prompt.text:
-            context.trace.append({"step": "prompt", **prompt.as_dict(full=False)})
-        context.prompt = prompt
-        return request.override(system_message=SystemMessage(content=prompt.text))
-
-    def wrap_model_call(self, request: ModelRequest[_TurnContext], handler: Any) -> Any:
-        return handler(self._with_prompt(request))
-
-    async def awrap_model_call(self, request: ModelRequest[_TurnContext], handler: Any) -> Any:
-        return await handler(self._with_prompt(request))
-
-    def after_agent(self, state: _LoreGraphState, runtime: Any) -> dict[str, Any] | None:
-        prompt = runtime.context.prompt
-        if prompt is None or prompt.lore_scan is None:
-            return None
-        return {_LORE_STATE: prompt.lore_scan.state.as_dict()}
-
-    async def aafter_agent(self, state: _LoreGraphState, runtime: Any) -> dict[str, Any] | None:
-        return self.after_agent(state, runtime)
-
-
-def _lore_state(values: Mapping[str, Any]) -> LoreState:
-    """Return the timed lore state kept in the graph state (fresh when there is none)."""
-    raw = values.get(_LORE_STATE)
-    return LoreState.from_dict(raw if isinstance(raw, Mapping) else None)
-
-
-def _said(messages: Sequence[BaseMessage]) -> list[str]:
-    """Return the texts of the conversation's messages, oldest first, for the lore scan.
-
-    Tool calls and results are not messages of the conversation, so they
-    neither count for sticky, cooldown and delay nor get scanned.
-    """
-    return [m.text for m in messages if isinstance(m, HumanMessage | AIMessage) and m.text]
-
-
-class _AnsweredBy(AgentMiddleware[Any, _TurnContext, Any]):
-    """Notes which link of the model chain a call went to, and whether it answered."""
-
-    def __init__(self, labels: dict[int, tuple[int, str]]) -> None:
-        super().__init__()
-        self.labels = labels
-
-    async def awrap_model_call(self, request: ModelRequest[_TurnContext], handler: Any) -> Any:
-        link, spec = self.labels.get(id(request.model), (-1, "?"))
-        try:
-            response: ModelResponse[Any] = await handler(request)
-        except Exception as exc:
-            _record({"step": "model", "link": link, "model": spec, "outcome": "failed",
-                     "error": type(exc).__name__})
-            raise
-        _record({"step": "model", "link": link, "model": spec, "outcome": "answered"})
-        return response
-
-
-class _RecentHistory(AgentMiddleware[Any, _TurnContext, Any]):
-    """Sends the model only the recent conversation; the full history stays stored.
-
-    The cut falls on a user message, so a tool call is never separated from
-    its result.
-    """
-
-    def __init__(self, keep: int) -> None:
-        super().__init__()
-        self.keep = keep
-
-    async def awrap_model_call(self, request: ModelRequest[_TurnContext], handler: Any) -> Any:
-        messages = request.messages
-        if len(messages) > self.keep:
-            humans = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
-            last = humans[-1] if humans else 0
-            start = next((i for i in humans if i >= len(messages) - self.keep), last)
-            request = request.override(messages=messages[start:])
-        return await handler(request)
-
-
-class _Affordances(AgentMiddleware[Any, _TurnContext, Any]):
-    """Offers the model only the host actions usable now (`Turn.affordances`).
-
-    The action tools refuse the others anyway; hiding them spares the model a
-    refusal and the prompt the tokens.
-    """
-
-    def __init__(self, actions: set[str]) -> None:
-        super().__init__()
-        self.actions = actions
-
-    async def awrap_model_call(self, request: ModelRequest[_TurnContext], handler: Any) -> Any:
-        usable = request.runtime.context.turn.affordances
-        if usable is not None:
-            tools = [t for t in request.tools if _usable(t, self.actions, usable)]
-            request = request.override(tools=tools)
-        return await handler(request)
-
-
-def _usable(
-    tool: BaseTool | dict[str, Any], actions: set[str], usable: Mapping[str, list[str]]
-) -> bool:
-    name = tool.get("name") if isinstance(tool, dict) else tool.name
-    return name not in actions or name in usable
-
-
-def _record(event: dict[str, Any]) -> None:
-    trace = _trace.get()
-    if trace is not None:
-        trace.append(event)
 
 
 class Agent:
@@ -428,22 +264,22 @@ class Agent:
             await saver.setup()
             labels = {id(m): (i, spec) for i, (spec, m) in enumerate(self.chain)}
             middleware: list[Any] = [
-                _StylePrompt(),
-                _RecentHistory(self.history_messages),
-                _Affordances(self._action_names),
+                StylePrompt(),
+                RecentHistory(self.history_messages),
+                Affordances(self._action_names),
             ]
             if len(self.chain) > 1:
                 middleware.append(ModelFallbackMiddleware(*(m for _, m in self.chain[1:])))
             middleware += [
-                _AnsweredBy(labels),
+                AnsweredBy(labels),
                 *self._middleware,
-                RetryMiddleware.from_settings(self.settings, on_attempt=_record),
+                RetryMiddleware.from_settings(self.settings, on_attempt=record_step),
             ]
             self._graph = create_agent(
                 self.chain[0][1],
                 self.tools,
                 middleware=middleware,
-                context_schema=_TurnContext,
+                context_schema=TurnContext,
                 checkpointer=saver,
                 name=f"personae-{self.persona.id}",
             )
@@ -476,14 +312,14 @@ class Agent:
         turn, scope, config = self._turn(turn)
         state = await graph.aget_state(config)
         values = state.values or {}
-        said = _said([*values.get("messages", []), HumanMessage(_human_text(turn))])
+        said = said_texts([*values.get("messages", []), HumanMessage(_human_text(turn))])
         memories, _ = await self._recall(scope, turn)
         return self.compile(
             turn,
             said,
             memories,
             message_count=len(said),
-            lore_state=_lore_state(values),
+            lore_state=lore_state_of(values),
         )
 
     def compile(
@@ -669,7 +505,7 @@ class Agent:
             return None
         # Only now read the history: it lets a deflection differ from the last one.
         state = await graph.aget_state(config)
-        said = _said(state.values.get("messages", [])) if state.values else []
+        said = said_texts(state.values.get("messages", [])) if state.values else []
         verdict = screen_in(self.persona, turn.text, history=said, speaker=turn.speaker)
         if verdict.passed or verdict.reply is None:
             return None
@@ -693,7 +529,7 @@ class Agent:
         verdict = screen_out(self.persona, reply.text, speaker=turn.speaker)
         if verdict.action == "pass":
             return reply
-        said = _said(messages[:-1])
+        said = said_texts(messages[:-1])
         verdict = screen_out(self.persona, reply.text, history=said, speaker=turn.speaker)
         if verdict.action == "pass":
             return reply
@@ -727,11 +563,11 @@ class Agent:
             yield screened
             return
         trace: list[dict[str, Any]] = []
-        token = _trace.set(trace)
+        token = turn_trace.set(trace)
         human = HumanMessage(_human_text(turn), id=str(uuid.uuid4()))
         if turn.speaker:
             human.name = turn.speaker
-        context = _TurnContext(
+        context = TurnContext(
             turn=turn, scope=scope, compile=self.compile, trace=trace, on_action=on_action
         )
         messages: list[BaseMessage] = []
@@ -769,12 +605,12 @@ class Agent:
             log.exception("turn failed for %s", scope.key())
             trace.append({"step": "error", "error": type(exc).__name__})
             reply = await self._salvage(graph, config, human, trace)
-            _trace.reset(token)
+            turn_trace.reset(token)
             if stream:
                 yield reply.text
             yield reply
             return
-        _trace.reset(token)
+        turn_trace.reset(token)
         reply = self._reply(messages, human, trace)
         reply = await self._screen_out(graph, config, reply, messages, turn)
         if self._store is not None and recalled_ids:
@@ -801,8 +637,8 @@ class Agent:
         produced = messages[start + 1 :]
         ai = [m for m in produced if isinstance(m, AIMessage)]
         text = " ".join(m.text.strip() for m in ai if m.text.strip())
-        all_actions = collect_actions(produced, self._action_names | {_EMOTION_TOOL})
-        emotions = [a.arguments.get("emotion") for a in all_actions if a.name == _EMOTION_TOOL]
+        all_actions = collect_actions(produced, self._action_names | {EMOTION_TOOL})
+        emotions = [a.arguments.get("emotion") for a in all_actions if a.name == EMOTION_TOOL]
         emotion = emotions[-1] if emotions else None
         if emotion is None and ai:
             emotion = ai[-1].additional_kwargs.get("emotion")
@@ -823,7 +659,7 @@ class Agent:
                 trace.append({"step": "tool", "name": message.name, "outcome": "error"})
         return Reply(
             text=text,
-            actions=[a for a in all_actions if a.name != _EMOTION_TOOL],
+            actions=[a for a in all_actions if a.name != EMOTION_TOOL],
             emotion=emotion if isinstance(emotion, str) else None,
             flags=flags,
             model=spec,
@@ -910,7 +746,7 @@ class Agent:
         values = state.values or {}
         return {
             "messages": messages_to_dict(list(values.get("messages", []))),
-            "lore": _lore_state(values).as_dict(),
+            "lore": lore_state_of(values).as_dict(),
         }
 
     async def restore_thread(self, scope: Scope, data: Mapping[str, Any] | None) -> None:
@@ -932,7 +768,7 @@ class Agent:
             if messages or lore:
                 values: dict[str, Any] = {"messages": messages}
                 if isinstance(lore, Mapping):
-                    values[_LORE_STATE] = dict(lore)
+                    values[LORE_STATE] = dict(lore)
                 await graph.aupdate_state(config, values, as_node="model")
 
     async def memory_mark(self) -> float:
@@ -1109,7 +945,7 @@ def _human_text(turn: Turn) -> str:
 
 def _emotion_action(emotions: list[str]) -> HostAction:
     return HostAction(
-        name=_EMOTION_TOOL,
+        name=EMOTION_TOOL,
         description="Show an emotion on your face and body while you answer.",
         parameters={
             "type": "object",

@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,14 +46,11 @@ from langchain_core.messages import (
     AIMessageChunk,
     BaseMessage,
     HumanMessage,
-    messages_from_dict,
-    messages_to_dict,
 )
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
 
 from personae.agents._middleware import (
-    LORE_STATE,
     Affordances,
     AnsweredBy,
     OnAction,
@@ -66,6 +62,7 @@ from personae.agents._middleware import (
     said_texts,
     turn_trace,
 )
+from personae.agents._save_points import SavePoints
 from personae.agents.memory_tools import MEMORY_TOOLS, memory_tools
 from personae.agents.models import make_chat_model, model_chain
 from personae.agents.offline import OfflineChatModel
@@ -91,7 +88,7 @@ log = logging.getLogger(__name__)
 
 
 
-class Agent:
+class Agent(SavePoints):
     """A persona that answers turns: the one API every integration calls.
 
     Args:
@@ -682,145 +679,6 @@ class Agent:
             log.exception("could not store the failed turn")
         return Reply(text=text, flags=["offline", "error"], model="offline", trace=trace)
 
-    async def note(self, scope: Scope, text: str, *, speaker: str | None = None) -> None:
-        """Add `text` to the conversation of `scope` as something the character perceived.
-
-        No model runs: the next turn of that scope sees it in the history. For
-        what a character should know without answering, such as the outcome
-        of an action it took or an event it witnessed.
-
-        Args:
-            scope: Whose conversation.
-            text: What the character perceives, in plain words.
-            speaker: Who it came from, when it matters.
-        """
-        graph = await self._ensure_graph()
-        _, scope, config = self._turn(Turn(scope=scope))
-        message = HumanMessage(text, id=str(uuid.uuid4()))
-        if speaker:
-            message.name = speaker
-        async with self._scope_lock(scope):
-            await graph.aupdate_state(config, {"messages": [message]}, as_node="model")
-
-    async def remember(
-        self,
-        scope: Scope,
-        text: str,
-        *,
-        game_time: str | None = None,
-        importance: int = 5,
-        speaker: str | None = None,
-    ) -> bool:
-        """Store `text` in the long-term memory of `scope`, if the character has memory.
-
-        Args:
-            scope: Whose memory.
-            text: The memory, in plain words.
-            game_time: In-game time it happened.
-            importance: 1 (trivial) to 10 (life-changing).
-            speaker: Who said or did it.
-
-        Returns:
-            Whether a memory store took it (False when memory is off).
-        """
-        await self._ensure_graph()
-        if self._store is None:
-            return False
-        from personae.memory.records import NewMemory
-
-        memory = NewMemory(text=text, kind="episode", importance=max(1, min(10, importance)),
-                           game_time=game_time, speaker=speaker)  # fmt: skip
-        await asyncio.to_thread(self._store.add, scope, [memory])
-        return True
-
-    async def thread_state(self, scope: Scope) -> dict[str, Any]:
-        """Return the conversation state of `scope` as JSON-ready data, for a save file.
-
-        Holds the history (LangChain message dicts) and the timed lore state;
-        `restore_thread` puts it back.
-        """
-        graph = await self._ensure_graph()
-        _, scope, config = self._turn(Turn(scope=scope))
-        async with self._scope_lock(scope):
-            state = await graph.aget_state(config)
-        values = state.values or {}
-        return {
-            "messages": messages_to_dict(list(values.get("messages", []))),
-            "lore": lore_state_of(values).as_dict(),
-        }
-
-    async def restore_thread(self, scope: Scope, data: Mapping[str, Any] | None) -> None:
-        """Replace the conversation of `scope` with one `thread_state` returned.
-
-        Args:
-            scope: Whose conversation.
-            data: What `thread_state` returned; None leaves the conversation empty.
-
-        Raises:
-            ValueError: `data` does not hold LangChain message dicts.
-        """
-        messages = messages_from_dict(list(data.get("messages", []))) if data else []
-        lore = data.get("lore") if data else None
-        graph = await self._ensure_graph()
-        _, scope, config = self._turn(Turn(scope=scope))
-        async with self._scope_lock(scope):
-            await graph.checkpointer.adelete_thread(config["configurable"]["thread_id"])
-            if messages or lore:
-                values: dict[str, Any] = {"messages": messages}
-                if isinstance(lore, Mapping):
-                    values[LORE_STATE] = dict(lore)
-                await graph.aupdate_state(config, values, as_node="model")
-
-    async def memory_mark(self) -> float:
-        """Finish pending memory writes and return the time they are stored up to.
-
-        Memories stored later have a later `created_at`; `rewind_memory(after=mark)`
-        removes them.
-        """
-        await self._ensure_graph()
-        await self._settle()
-        # Stored times are rounded to the millisecond (see `MemoryStore`).
-        return round(time.time(), 3)
-
-    async def rewind_memory(self, *, after: float, within: Mapping[str, str]) -> int:
-        """Delete the memories stored after `after` in every scope of this persona within `within`.
-
-        Args:
-            after: A `memory_mark()`.
-            within: Scope keys the scopes must have, e.g.
-                `{"world": "w1", "save_slot": "s2"}`.
-
-        Returns:
-            How many memories were deleted.
-        """
-        await self._ensure_graph()
-        await self._settle()
-        store = self._store
-        if store is None:
-            return 0
-        return await asyncio.to_thread(_rewind, store, self.persona.id, dict(within), after)
-
-    async def copy_memory(
-        self, *, until: float, source: Mapping[str, str], target: Mapping[str, str]
-    ) -> int:
-        """Copy the memories stored up to `until` from scopes within `source` to `target`.
-
-        Each scope of this persona whose keys include `source` is copied to
-        the same scope with the keys of `target` instead (e.g. another save
-        slot), keeping the memories' times.
-
-        Returns:
-            How many memories were copied.
-        """
-        await self._ensure_graph()
-        await self._settle()
-        store = self._store
-        if store is None:
-            return 0
-        return await asyncio.to_thread(
-            _copy, store, self.persona.id, dict(source), dict(target), until
-        )
-
     async def reset(self, scope: Scope | None = None) -> None:
         """Forget the conversation history of `scope` (default: the local user)."""
         graph = await self._ensure_graph()
@@ -895,33 +753,6 @@ class _NoFacts:
 
     async def aextract(self, text: str, *, speaker: str | None = None) -> list[Fact]:
         return []
-
-
-def _within(scope: Scope, keys: Mapping[str, str]) -> bool:
-    have = scope.keys()
-    return all(have.get(k) == v for k, v in keys.items())
-
-
-def _rewind(store: MemoryStore, persona: str, within: dict[str, str], after: float) -> int:
-    return sum(
-        store.rewind(scope, after=after)
-        for scope in store.scopes(persona)
-        if _within(scope, within)
-    )
-
-
-def _copy(
-    store: MemoryStore,
-    persona: str,
-    source: dict[str, str],
-    target: dict[str, str],
-    until: float,
-) -> int:
-    copied = 0
-    for scope in store.scopes(persona):
-        if _within(scope, source):
-            copied += store.copy(scope, scope.model_copy(update=target), until=until)
-    return copied
 
 
 def _lore_window(persona: Persona, said: Sequence[str]) -> Sequence[str]:

@@ -8,6 +8,7 @@ PersonaeError
         MissingCredentialsError
         ToolLoadError          a tool named in a persona cannot be loaded
         CardError              a Character Card / character.json cannot be imported or exported
+        DiscordConfigError     a Discord bot config file does not load or validate
     PluginError
         UnknownProviderError   (also a LookupError)
     ProviderError              the model call failed after retries and fallbacks
@@ -29,6 +30,7 @@ from pathlib import Path
 __all__ = [
     "CardError",
     "ConfigError",
+    "DiscordConfigError",
     "IntegrationError",
     "MemoryStoreError",
     "MissingCredentialsError",
@@ -157,6 +159,22 @@ class CardError(ConfigError):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{path}: {problem}; {fix}")
+
+
+class DiscordConfigError(ConfigError):
+    """A Discord bot config file (or the token it needs) could not be read or validated.
+
+    Inherits from `ConfigError`. Holds every problem found, each with the file,
+    line, field, value and fix. The bot token is never part of a message.
+
+    Args:
+        problems: What is wrong.
+    """
+
+    def __init__(self, problems: list[Problem]) -> None:
+        assert problems, "DiscordConfigError needs at least one problem"
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
 
 
 class PluginError(PersonaeError):

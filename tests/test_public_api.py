@@ -24,6 +24,23 @@ MODULES = [
     "personae.integrations.game.limits", "personae.integrations.game.sentences",
     "personae.integrations.game.perception", "personae.integrations.game.client",
     "personae.integrations.game.transports", "personae.cli.game",
+    "personae.cli.discord",
+    "personae.integrations.discord.config",
+    "personae.integrations.discord.policy",
+    "personae.integrations.discord.routing",
+    "personae.integrations.discord.output",
+    "personae.integrations.discord.limits",
+    "personae.integrations.discord.state",
+    "personae.integrations.discord.context",
+    "personae.integrations.discord.bot",
+    "personae.integrations.discord.runner",
+    "personae.integrations.discord.delivery",
+    "personae.integrations.discord.webhooks",
+    "personae.integrations.discord.commands",
+    "personae.integrations.discord.history",
+    "personae.integrations.discord.facts",
+    "personae.integrations.discord.why",
+    "personae.integrations.discord.doctor",
 ]
 
 

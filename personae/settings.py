@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     """Base URL of the `openai` provider; unset: `OPENAI_BASE_URL`, else OpenAI."""
     openai_api_key: SecretStr | None = None
     """API key of the `openai` provider; unset: `OPENAI_API_KEY`."""
+    canary_secret: SecretStr | None = None
+    """Secret from which each persona's prompt canary is derived; a reply that contains the
+    canary leaked the system prompt and is replaced. Unset: a secret derived from the
+    persona id only, which still catches leaks but can be guessed."""
     ollama_base_url: str = "http://127.0.0.1:11434"
     """Where the Ollama server listens."""
     request_timeout: float = Field(default=60.0, gt=0)

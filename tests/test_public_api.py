@@ -41,6 +41,18 @@ MODULES = [
     "personae.integrations.discord.facts",
     "personae.integrations.discord.why",
     "personae.integrations.discord.doctor",
+    "personae.cli.evals",
+    "personae.cli.safety",
+    "personae.evals.scenario",
+    "personae.evals.checks",
+    "personae.evals.runner",
+    "personae.evals.report",
+    "personae.evals.dataset",
+    "personae.evals.loading",
+    "personae.evals.language",
+    "personae.evals.scripted",
+    "personae.evals.judge",
+    "personae.evals.results",
 ]
 
 

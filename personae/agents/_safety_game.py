@@ -18,14 +18,22 @@ phrase-pack match on a `term` the persona's own text names (a robot in a
 science-fiction world) belongs to the setting and is not counted.
 
 Replies are replaced by a fallback line when they name something in
-`safety.unknown` or say the character is an AI.
+`safety.unknown`, say the character is an AI, or leak the hidden
+instructions (the canary, a long run of the system prompt).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from personae.agents._safety_phrases import PhrasePack, RuleMatch, first_match, packs_for
+from personae.agents._safety_injection import find_leak
+from personae.agents._safety_phrases import (
+    LocaleResources,
+    PhrasePack,
+    RuleMatch,
+    first_match,
+    packs_for,
+)
 from personae.agents._safety_text import (
     normalise,
     pick_line,
@@ -145,8 +153,15 @@ class GameRules:
         *,
         history: Sequence[str] = (),
         speaker: str | None = None,
+        user_history: Sequence[str] = (),
+        locale: str | None = None,
+        resources: Mapping[str, LocaleResources] | None = None,
     ) -> Verdict:
-        """Decide whether `text` reaches the model; see `personae.agents.safety.screen_in`."""
+        """Decide whether `text` reaches the model; see `personae.agents.safety.screen_in`.
+
+        `user_history`, `locale` and `resources` are not used: a player's
+        distress gets the pack's one line, whatever was said before.
+        """
         said = normalise(text)
         if not said:
             return Verdict("pass", "game")
@@ -212,13 +227,24 @@ class GameRules:
         *,
         history: Sequence[str] = (),
         speaker: str | None = None,
+        system_prompt: str | None = None,
+        canary: str | None = None,
     ) -> OutVerdict:
-        """Check a reply before it is sent; see `personae.agents.safety.screen_out`."""
+        """Check a reply before it is sent; see `personae.agents.safety.screen_out`.
+
+        A reply that leaks the hidden instructions (the canary, a long run of
+        the system prompt) is replaced by a fallback line, as one naming an
+        unknown thing is.
+        """
         said = normalise(text)
         packs = packs_for(persona.speech.language)
         category: OutCategory
         unknown = _unknown_match(persona, said)
-        if unknown is not None:
+        leak = find_leak(persona, said, canary=canary, system_prompt=system_prompt)
+        if leak is not None:
+            rule, evidence = leak
+            category = "leak"
+        elif unknown is not None:
             rule, evidence = unknown
             category = "unknown_topic"
         else:

@@ -2,7 +2,8 @@
 
 Everything the safety layer matches is matched against `normalise(text)`, so
 phrase packs are written once, in lower case, and an obfuscated message
-(`ＳＹＳＴＥＭ ＰＲＯＭＰＴ`, `ig<zero width space>nore`) reads like a plain one.
+(`ＳＹＳＴＥＭ ＰＲＯＭＰＴ`, `ig<zero width space>nore`, `іgnоrе` with Cyrillic
+letters) reads like a plain one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
+from personae.agents._safety_confusables import fold_confusables
 from personae.personas.model import Persona
 
 __all__ = ["normalise", "pick_line", "preview", "setting_text", "term_in", "term_pattern"]
@@ -54,9 +56,10 @@ def _visible(char: str) -> bool:
 def normalise(text: str) -> str:
     """Return `text` as the safety layer matches it.
 
-    NFKC (fullwidth and styled letters become plain ones), casefolded,
-    invisible characters removed (zero-width spaces and joiners, soft hyphens,
-    bidi controls, variation selectors), typographic quotes and dashes made
+    NFKC (fullwidth and styled letters become plain ones), Cyrillic and
+    Greek look-alikes in disguised words made Latin, casefolded, invisible
+    characters removed (zero-width spaces and joiners, soft hyphens, bidi
+    controls, variation selectors), typographic quotes and dashes made
     ASCII, and every run of whitespace made one space.
 
     Args:
@@ -68,11 +71,12 @@ def normalise(text: str) -> str:
     Example:
         ```python
         normalise("ＳＹＳＴＥＭ   Prompt")  # "system prompt"
+        normalise("Іgnоrе")  # "ignore" (Cyrillic І, о, е)
         ```
 
     """
     visible = "".join(char for char in text if _visible(char))
-    folded = unicodedata.normalize("NFKC", visible).casefold()
+    folded = fold_confusables(unicodedata.normalize("NFKC", visible)).casefold()
     # Casefolding can produce new compositions; a second NFKC settles them.
     folded = unicodedata.normalize("NFKC", folded).translate(_PUNCTUATION)
     return " ".join(folded.split())

@@ -67,7 +67,14 @@ from personae.agents.memory_tools import MEMORY_TOOLS, memory_tools
 from personae.agents.models import make_chat_model, model_chain
 from personae.agents.offline import OfflineChatModel
 from personae.agents.resilience import RetryMiddleware
-from personae.agents.safety import prompt_lines, screen_in, screen_out
+from personae.agents.safety import (
+    canary_for,
+    canary_line,
+    prompt_lines,
+    redact,
+    screen_in,
+    screen_out,
+)
 from personae.agents.tools import EMOTION_TOOL, build_tools, collect_actions, host_action_tool
 from personae.agents.turn import Reply, Scope, Turn, Usage
 from personae.errors import ToolLoadError
@@ -147,8 +154,17 @@ class Agent(SavePoints):
         middleware: Sequence[AgentMiddleware[Any, Any, Any]] = (),
     ) -> None:
         self.persona = persona
-        self._safety_lines = tuple((line.label, line.text) for line in prompt_lines(persona))
         self.settings = settings or get_settings()
+        secret = self.settings.canary_secret
+        self._canary = canary_for(
+            persona.id, secret.get_secret_value() if secret else f"personae:{persona.id}"
+        )
+        self._safety_lines = tuple(
+            (line.label, line.text) for line in (*prompt_lines(persona), canary_line(self._canary))
+        )
+        # Companion and community conversations are kept with personal data
+        # (card numbers, IBANs, phone numbers...) redacted; game text is fiction.
+        self._redact = persona.safety.profile != "game"
         self.home = Path(home) if home is not None else self.settings.home
         self.turn_timeout = turn_timeout
         self.history_messages = history_messages
@@ -487,7 +503,14 @@ class Agent(SavePoints):
             ):
                 yield item
 
-    async def _screen_in(self, graph: Any, turn: Turn, config: RunnableConfig) -> Reply | None:
+    def _stored_text(self, turn: Turn) -> str:
+        """Return the user's message as the history keeps it (personal data redacted)."""
+        text = _human_text(turn)
+        return redact(text) if self._redact else text
+
+    async def _screen_in(
+        self, graph: Any, turn: Turn, config: RunnableConfig
+    ) -> tuple[Reply | None, list[dict[str, Any]]]:
         """Screen what comes in before any model runs; a `Reply` answers without the model.
 
         The single place where input screening (per the persona's safety
@@ -496,38 +519,46 @@ class Agent(SavePoints):
         knows what it said.
         """
         if not turn.text.strip():
-            return None
-        verdict = screen_in(self.persona, turn.text, speaker=turn.speaker)
-        if verdict.passed:
-            return None
-        # Only now read the history: it lets a deflection differ from the last one.
+            return None, []
+        history_matters = self.persona.safety.profile != "game"
+        if not history_matters:
+            verdict = screen_in(self.persona, turn.text, speaker=turn.speaker)
+            if verdict.passed:
+                return None, []
+        # Read the history: crisis wording adds up over a conversation, and a
+        # deflection should differ from the last one.
         state = await graph.aget_state(config)
-        said = said_texts(state.values.get("messages", [])) if state.values else []
-        verdict = screen_in(self.persona, turn.text, history=said, speaker=turn.speaker)
+        stored = list(state.values.get("messages", [])) if state.values else []
+        said = said_texts(stored)
+        earlier = [m.text for m in stored if isinstance(m, HumanMessage) and m.text]
+        verdict = screen_in(
+            self.persona, turn.text, history=said, user_history=earlier, speaker=turn.speaker
+        )
+        noted = [verdict.as_trace()] if verdict.topic is not None or not verdict.passed else []
         if verdict.passed or verdict.reply is None:
-            return None
-        human = HumanMessage(_human_text(turn), id=str(uuid.uuid4()))
+            return None, noted
+        human = HumanMessage(self._stored_text(turn), id=str(uuid.uuid4()))
         if turn.speaker:
             human.name = turn.speaker
         answer = AIMessage(verdict.reply, response_metadata={"model_name": "safety"})
         await graph.aupdate_state(config, {"messages": [human, answer]}, as_node="model")
-        return Reply(
-            text=verdict.reply,
-            flags=list(verdict.flags),
-            model="safety",
-            trace=[verdict.as_trace()],
+        reply = Reply(
+            text=verdict.reply, flags=list(verdict.flags), model="safety", trace=noted
         )
+        return reply, noted
 
     async def _screen_out(
         self, graph: Any, config: RunnableConfig, reply: Reply, messages: list[BaseMessage],
-        turn: Turn,
+        turn: Turn, system_prompt: str | None,
     ) -> Reply:
-        """Replace a reply the safety profile refuses, in the answer and in the history."""
-        verdict = screen_out(self.persona, reply.text, speaker=turn.speaker)
+        """Replace (or restyle) a reply the safety profile refuses, in the answer and history."""
+        verdict = screen_out(self.persona, reply.text, speaker=turn.speaker,
+                             system_prompt=system_prompt, canary=self._canary)  # fmt: skip
         if verdict.action == "pass":
             return reply
-        said = said_texts(messages[:-1])
-        verdict = screen_out(self.persona, reply.text, history=said, speaker=turn.speaker)
+        verdict = screen_out(self.persona, reply.text, history=said_texts(messages[:-1]),
+                             speaker=turn.speaker, system_prompt=system_prompt,
+                             canary=self._canary)  # fmt: skip
         if verdict.action == "pass":
             return reply
         last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
@@ -536,9 +567,7 @@ class Agent(SavePoints):
             # model does not see its own refused words next turn.
             fixed = AIMessage(verdict.text, id=last.id, response_metadata=last.response_metadata)
             await graph.aupdate_state(config, {"messages": [fixed]}, as_node="model")
-        reply.trace.append(
-            {"step": "safety_out", "category": verdict.category, "rule": verdict.rule}
-        )
+        reply.trace.append(verdict.as_trace())
         return reply.model_copy(
             update={"text": verdict.text, "flags": [*reply.flags, *verdict.flags]}
         )
@@ -553,15 +582,15 @@ class Agent(SavePoints):
         stream: bool,
         on_action: OnAction | None = None,
     ) -> AsyncIterator[str | Reply]:
-        screened = await self._screen_in(graph, turn, config)
+        screened, noted = await self._screen_in(graph, turn, config)
         if screened is not None:
             if stream:
                 yield screened.text
             yield screened
             return
-        trace: list[dict[str, Any]] = []
+        trace: list[dict[str, Any]] = list(noted)
         token = turn_trace.set(trace)
-        human = HumanMessage(_human_text(turn), id=str(uuid.uuid4()))
+        human = HumanMessage(self._stored_text(turn), id=str(uuid.uuid4()))
         if turn.speaker:
             human.name = turn.speaker
         context = TurnContext(
@@ -609,7 +638,9 @@ class Agent(SavePoints):
             return
         turn_trace.reset(token)
         reply = self._reply(messages, human, trace)
-        reply = await self._screen_out(graph, config, reply, messages, turn)
+        reply = await self._screen_out(
+            graph, config, reply, messages, turn, context.prompt.text if context.prompt else None
+        )
         if self._store is not None and recalled_ids:
             self._background(asyncio.to_thread(self._store.touch, scope, recalled_ids))
         if self._writer is not None:
@@ -617,8 +648,8 @@ class Agent(SavePoints):
             # runs as a background task, so the reply never waits for it.
             self._writer.schedule(
                 scope,
-                user_text=turn.text,
-                reply_text=reply.text,
+                user_text=redact(turn.text) if self._redact else turn.text,
+                reply_text=redact(reply.text) if self._redact else reply.text,
                 speaker=turn.speaker,
                 turn_id=human.id,
                 game_time=_game_time(turn),

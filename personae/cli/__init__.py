@@ -239,13 +239,15 @@ async def _repl(
 
 
 def _mount_groups() -> None:
-    from personae.cli import cards, discord, game
+    from personae.cli import cards, discord, evals, game, safety
     from personae.cli.memory import app as memory_app
 
     app.add_typer(memory_app, name="memory")
     cards.register(app)
     game.register(app)
     discord.register(app)
+    evals.register(app)
+    safety.register(app)
 
 
 _mount_groups()

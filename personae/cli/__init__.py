@@ -239,7 +239,7 @@ async def _repl(
 
 
 def _mount_groups() -> None:
-    from personae.cli import cards, discord, evals, game, safety
+    from personae.cli import cards, discord, evals, game, safety, serve
     from personae.cli.memory import app as memory_app
 
     app.add_typer(memory_app, name="memory")
@@ -248,6 +248,7 @@ def _mount_groups() -> None:
     discord.register(app)
     evals.register(app)
     safety.register(app)
+    serve.register(app)
 
 
 _mount_groups()

@@ -44,6 +44,9 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-
 _WORD = re.compile(r"\w+")
 _PREVIEW_CHARS = 48
 _ARTICLES = frozenset({"the", "a", "an"})
+_SETTING_CACHE = 256
+_SETTING_TEXTS: dict[int, tuple[Persona, str]] = {}
+"""`setting_text` per persona object (the object is kept, so its id is not reused)."""
 
 
 def _visible(char: str) -> bool:
@@ -75,7 +78,8 @@ def normalise(text: str) -> str:
         ```
 
     """
-    visible = "".join(char for char in text if _visible(char))
+    # ASCII has no invisible format characters: skip the per-character scan.
+    visible = text if text.isascii() else "".join(char for char in text if _visible(char))
     folded = fold_confusables(unicodedata.normalize("NFKC", visible)).casefold()
     # Casefolding can produce new compositions; a second NFKC settles them.
     folded = unicodedata.normalize("NFKC", folded).translate(_PUNCTUATION)
@@ -135,12 +139,20 @@ def setting_text(persona: Persona) -> str:
     instructions are left out: they often name exactly what the character
     must not talk about ("never say you are an AI").
     """
+    cached = _SETTING_TEXTS.get(id(persona))
+    if cached is not None and cached[0] is persona:
+        return cached[1]
     parts: list[str] = [persona.name, persona.nickname or "", persona.description]
     parts += [persona.backstory, persona.style.context, *persona.greetings, *persona.goals]
     parts += [example.reply for example in persona.examples]
     for entry in persona.lore:
         parts += [entry.name or "", *entry.keys, *entry.secondary_keys, entry.content]
-    return normalise("\n".join(part for part in parts if part))
+    text = normalise("\n".join(part for part in parts if part))
+    # Screened on every reply; a persona is not edited while it runs.
+    if len(_SETTING_TEXTS) >= _SETTING_CACHE:
+        _SETTING_TEXTS.clear()
+    _SETTING_TEXTS[id(persona)] = (persona, text)
+    return text
 
 
 def _key(text: str) -> int:

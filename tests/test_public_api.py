@@ -43,6 +43,7 @@ MODULES = [
     "personae.integrations.discord.doctor",
     "personae.cli.evals",
     "personae.cli.safety",
+    "personae.config_files",
     "personae.cli.serve",
     "personae.integrations.companion.app",
     "personae.integrations.companion.audit",

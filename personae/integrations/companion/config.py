@@ -40,6 +40,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from personae.config_files import read_config_text, relative_to
 from personae.errors import ConfigError, Problem
 
 __all__ = [
@@ -300,7 +301,7 @@ def load_config(path: str | Path) -> CompanionConfig:
                         "; if this file was shared, replace the key")
     personas = data.get("personas")
     if isinstance(personas, list):
-        data["personas"] = [_relative(path, p) for p in personas]
+        data["personas"] = [relative_to(path, p) for p in personas]
     data["path"] = path
     try:
         config = CompanionConfig.model_validate(data)
@@ -327,23 +328,7 @@ def _read(path: Path) -> str:
     def fail(message: str, fix: str) -> ConfigError:
         return _error([Problem(path, None, "", None, message, fix)])
 
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise fail(f"file not found (looked at {path.resolve()})", "check the path") from None
-    except IsADirectoryError:
-        raise fail("is a directory", "give the path of the service's .yaml config") from None
-    except UnicodeDecodeError:
-        raise fail("is not UTF-8 text", "save the file as UTF-8") from None
-    except OSError as exc:
-        raise fail(f"cannot be read: {exc.strerror}", "check the file's permissions") from None
-
-
-def _relative(config_path: Path, value: object) -> object:
-    if not isinstance(value, str) or not value.strip():
-        return value
-    file = Path(value).expanduser()
-    return (file if file.is_absolute() else config_path.parent / file).resolve()
+    return read_config_text(path, fail, what="the service's .yaml config")
 
 
 def _index(node: yaml.Node, loc: _Loc, lines: dict[_Loc, int]) -> None:

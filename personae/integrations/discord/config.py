@@ -42,6 +42,7 @@ from pydantic import ValidationInfo as _Info
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from personae.config_files import read_config_text, relative_to
 from personae.errors import DiscordConfigError, Problem
 
 __all__ = [
@@ -294,7 +295,7 @@ def load_config(path: str | Path, *, token: str | SecretStr | None = None) -> Di
                 "remove it; persona files are listed under `personas`")
     personas = data.get("personas")
     if isinstance(personas, dict):
-        data["personas"] = {k: _persona_path(path, v) for k, v in personas.items()}
+        data["personas"] = {k: relative_to(path, v) for k, v in personas.items()}
     data["path"] = path
     data["token"] = _token(token)
     try:
@@ -323,23 +324,7 @@ def _read(path: Path) -> str:
     def fail(message: str, fix: str) -> DiscordConfigError:
         return DiscordConfigError([Problem(path, None, "", None, message, fix)])
 
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise fail(f"file not found (looked at {path.resolve()})", "check the path") from None
-    except IsADirectoryError:
-        raise fail("is a directory", "give the path of the bot's .yaml config file") from None
-    except UnicodeDecodeError:
-        raise fail("is not UTF-8 text", "save the file as UTF-8") from None
-    except OSError as exc:
-        raise fail(f"cannot be read: {exc.strerror}", "check the file's permissions") from None
-
-
-def _persona_path(config_path: Path, value: object) -> object:
-    if not isinstance(value, str) or not value.strip():
-        return value
-    file = Path(value).expanduser()
-    return (file if file.is_absolute() else config_path.parent / file).resolve()
+    return read_config_text(path, fail, what="the bot's .yaml config file")
 
 
 def _token(token: str | SecretStr | None) -> SecretStr | None:

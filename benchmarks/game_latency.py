@@ -151,6 +151,7 @@ async def _serve(role: str, npcs: int, ttft: float, rate: float, home: Path) -> 
 
     server = _game_server(npcs, ttft, rate, home)
     try:
+        await server.start()  # as `personae game` does
         if role == "stdio":
             await serve_stdio(server, stdout=claim_stdout())
             return
@@ -362,6 +363,7 @@ async def in_process(npcs: int, ttft: float, rate: float, rounds: int, home: Pat
                      timeout: float) -> dict[str, list[float]]:
     """A `GameSession` called directly: the framework without any transport."""
     server = _game_server(npcs, ttft, rate, home)
+    await server.start()
     timings = _Timings()
     welcomed = asyncio.Event()
 

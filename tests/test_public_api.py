@@ -9,7 +9,7 @@ import sys
 import personae
 
 MODULES = [
-    "personae.errors", "personae.settings", "personae.tokens", "personae.testing",
+    "personae.errors", "personae.settings", "personae.tokens", "personae.testing", "personae.heap",
     "personae.personas.model", "personae.personas.loading", "personae.personas.prompt",
     "personae.personas.lore", "personae.agents.turn", "personae.agents.tools",
     "personae.agents.models", "personae.agents.offline", "personae.agents.resilience",

@@ -63,6 +63,7 @@ from personae.agents._middleware import (
     turn_trace,
 )
 from personae.agents._save_points import SavePoints
+from personae.agents._tracing import run_untraced_hooks_inline
 from personae.agents.memory_tools import MEMORY_TOOLS, memory_tools
 from personae.agents.models import make_chat_model, model_chain
 from personae.agents.offline import OfflineChatModel
@@ -279,6 +280,7 @@ class Agent(SavePoints):
             # checkpoints instead of every commit: safe against a crashed
             # process, and it roughly halves the cost of a turn's writes.
             await self._conn.execute("PRAGMA synchronous=NORMAL")
+            run_untraced_hooks_inline()
             labels = {id(m): (i, spec) for i, (spec, m) in enumerate(self.chain)}
             middleware: list[Any] = [
                 StylePrompt(),
@@ -393,6 +395,14 @@ class Agent(SavePoints):
             embedder = default_embedder()
         server = self.settings.env("PERSONAE_CHROMA_URL")
         return MemoryStore(self.home / "memory", server=server, embedder=embedder)
+
+    async def open(self) -> None:
+        """Open the history database and build the agent's graph now, not on the first turn.
+
+        Servers call it at start-up, so the first request does not pay for it
+        and what it loads is in place before `personae.heap.settle_heap`.
+        """
+        await self._ensure_graph()
 
     def warm(self) -> None:
         """Load the embedding model now (blocking), so the first turn does not wait for it.
@@ -611,7 +621,7 @@ class Agent(SavePoints):
                     emitted = False
                     async for mode, payload in graph.astream(
                         {"messages": [human]}, config, context=context,
-                        stream_mode=["messages", "values"],
+                        stream_mode=["messages", "values"], durability="exit",
                     ):
                         if mode == "values":
                             messages = list(payload["messages"])
@@ -629,7 +639,9 @@ class Agent(SavePoints):
                         last_node_step, emitted = step, True
                         yield chunk.text
                 else:
-                    state = await graph.ainvoke({"messages": [human]}, config, context=context)
+                    state = await graph.ainvoke(
+                        {"messages": [human]}, config, context=context, durability="exit"
+                    )
                     messages = list(state["messages"])
         except Exception as exc:  # the turn must end with a defined outcome
             log.exception("turn failed for %s", scope.key())

@@ -117,6 +117,7 @@ def stdio_command(
 
     async def run() -> None:
         try:
+            await server.start()
             await serve_stdio(server, stdout=protocol_out)
         finally:
             await server.aclose()
@@ -177,6 +178,7 @@ async def _serve(server: GameServer, host: str, tcp: int | None, http: int | Non
     closers: list[Any] = []
     waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
     try:
+        await server.start()
         if tcp is not None:
             listener = TcpListener(server, host=host, port=tcp)
             await listener.start()

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from personae.agents.turn import Reply, Turn
+from personae.heap import settle_heap
 from personae.integrations.companion.audit import AuditLog, safety_events
 from personae.integrations.companion.auth import ApiError, KeyRing, Principal, require, resolve_user
 from personae.integrations.companion.config import CompanionConfig
@@ -212,6 +213,7 @@ class CompanionService:
         """Warm the models and open the databases, so the first request does not wait."""
         for persona, agent in self.agents.items():
             await asyncio.to_thread(agent.warm)
+            await agent.open()
             await self.memory_of(persona)
 
     async def aclose(self) -> None:
@@ -394,6 +396,7 @@ def create_app(
         await service.start()
         care_service = await _start_care(service, care, config)
         app.state.care = care_service
+        settle_heap()
         try:
             yield
         finally:

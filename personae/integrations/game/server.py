@@ -55,6 +55,7 @@ from langchain_core.language_models import BaseChatModel
 from personae.agents.agent import Agent
 from personae.agents.tools import host_action_tool
 from personae.errors import ConfigError
+from personae.heap import settle_heap
 from personae.integrations.game.limits import NpcBudget, NpcLimits
 from personae.integrations.game.perception import relationship_action
 from personae.integrations.game.session import GameSession, Send
@@ -229,6 +230,18 @@ class GameServer:
             return self._store
 
     # -- sessions -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open every NPC's history and graph now, then settle the heap.
+
+        Optional: an NPC opens on its first turn otherwise. The CLI servers call
+        it before they accept a game, so no first `say` waits for a database
+        and the long-lived objects are out of the collector's way
+        (`personae.heap.settle_heap`).
+        """
+        for npc in self.npcs.values():
+            await npc.agent.open()
+        settle_heap()
 
     def session(self, send: Send) -> GameSession:
         """Start a session for one connected game; `send` receives each outgoing message."""

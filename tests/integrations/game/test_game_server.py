@@ -361,3 +361,21 @@ async def test_the_longest_ids_a_game_may_use_still_work(tmp_path: Path) -> None
     assert [m["type"] for m in out] == ["sentence", "sentence", "reply"]
     assert out[-1]["id"] == f"{request}:brenna:reply"
     await server.aclose()
+
+
+async def test_start_opens_every_npc_before_the_first_say(tmp_path: Path) -> None:
+    import gc
+
+    server = make_server(tmp_path, FakeChatModel(responses=[AIMessage("Evening.")]))
+    try:
+        await server.start()
+        for npc_id in server.npcs:
+            assert (tmp_path / "home" / "game" / npc_id / "conversations.sqlite").exists()
+        assert gc.get_freeze_count() > 0
+        game = Game(server)
+        await game.hello()
+        out = await game.say("brenna", "Evening!", "s1")
+        assert out[-1]["type"] == "reply" and out[-1]["text"] == "Evening."
+    finally:
+        gc.unfreeze()
+        await server.aclose()

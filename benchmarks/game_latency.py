@@ -4,15 +4,21 @@ A fake streaming chat model with a fixed time to first token and a fixed
 token rate stands in for the LLM. The same model is first timed on its own
 (in this process, with as many streams at once as NPCs), then behind a
 `GameServer` in a separate process, reached over stdio, TCP, WebSocket and
-HTTP + SSE. For 1 and for 50 NPCs answering at once (one `say` to each, all
-sent together on one connection) it measures, per request, the time to the
-first `sentence` and to the final `reply`, and prints p50/p95 and their
+HTTP + SSE. For 1 and for 50 NPCs, spoken to all at once (one `say` to
+each, all sent together on one connection, as when a crowd witnesses one
+event) and, with `--spread`, one after another over that many seconds (as
+players talk to NPCs in a busy scene), it measures, per request, the time
+to the first `sentence` and to the final `reply`, and prints p50/p95 and their
 ratio to the bare model's p50/p95: what the framework (agent, prompt,
 sentence splitting, protocol, transport) adds. The `no_transport` row calls
 a `GameSession` directly in this process, to tell the cost of the agent
-and the dispatcher from the cost of the transports.
+and the dispatcher from the cost of the transports. The `langgraph_only`
+row runs the same model in LangChain's `create_agent` with a SQLite history
+per NPC and nothing of personae: the floor the chosen stack sets on this
+machine, measured in the same run.
 
-    python benchmarks/game_latency.py [--rounds 5] [--ttft 0.3] [--rate 40] [--quick] [--json]
+    python benchmarks/game_latency.py [--rounds 5] [--ttft 0.3] [--rate 40] [--spread 1]
+                                      [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +48,7 @@ PERSONA = ROOT / "examples" / "personas" / "innkeeper.yaml"
 REPLY = ("Aye, I have a room for you. Two silver a night, breakfast included. "
          "The sheets are fresh and the fire is lit.")
 TRANSPORTS = ("stdio", "tcp", "websocket", "http_sse")
-ROWS = ("no_transport", *TRANSPORTS)
+ROWS = ("langgraph_only", "no_transport", *TRANSPORTS)
 _SENTENCE_DONE = re.compile(r"[.!?][\"')\]]*\s")
 
 
@@ -106,7 +113,23 @@ def _pct(values: list[float], q: float) -> float:
 # -- the bare model -------------------------------------------------------------------
 
 
-async def _bare_once(model: PacedChatModel) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Load:
+    """How the NPCs are spoken to: `rounds` measured rounds (after a warm-up), each
+    speaking to every NPC once; all in one frame (`spread` 0) or one after another,
+    evenly over `spread` seconds."""
+
+    rounds: int
+    spread: float = 0.0
+
+    async def wait_turn(self, i: int, npcs: int) -> None:
+        if self.spread:
+            await asyncio.sleep(self.spread * i / npcs)
+
+
+async def _bare_once(model: PacedChatModel, load: Load, i: int,
+                     npcs: int) -> tuple[float, float]:
+    await load.wait_turn(i, npcs)
     start = time.perf_counter()
     first = None
     text = ""
@@ -118,17 +141,76 @@ async def _bare_once(model: PacedChatModel) -> tuple[float, float]:
     return (first if first is not None else done), done
 
 
-async def bare_model(model: PacedChatModel, npcs: int, rounds: int) -> dict[str, list[float]]:
+async def bare_model(model: PacedChatModel, npcs: int, load: Load) -> dict[str, list[float]]:
     firsts: list[float] = []
     finals: list[float] = []
-    for r in range(rounds + 1):
-        timed = await asyncio.gather(*[_bare_once(model) for _ in range(npcs)])
+    for r in range(load.rounds + 1):
+        timed = await asyncio.gather(*[_bare_once(model, load, i, npcs) for i in range(npcs)])
         if r == 0:
             continue  # warm-up, as for the server
         for first, final in timed:
             firsts.append(first)
             finals.append(final)
     return {"first_sentence": firsts, "reply": finals}
+
+
+# -- the chosen stack alone -----------------------------------------------------------
+
+
+async def _graph_once(agent: Any, load: Load, i: int, npcs: int) -> tuple[float, float]:
+    await load.wait_turn(i, npcs)
+    start = time.perf_counter()
+    first = None
+    text = ""
+    async for mode, payload in agent.astream(
+            {"messages": [HumanMessage("Have you got a room for the night?")]},
+            {"configurable": {"thread_id": "bench"}}, stream_mode=["messages", "values"],
+            durability="exit"):
+        if mode != "messages":
+            continue
+        text += str(payload[0].content)
+        if first is None and _SENTENCE_DONE.search(text):
+            first = time.perf_counter() - start
+    done = time.perf_counter() - start
+    return (first if first is not None else done), done
+
+
+async def langgraph_only(model: PacedChatModel, npcs: int, load: Load,
+                         home: Path) -> dict[str, list[float]]:
+    """LangChain's `create_agent` with a SQLite history per NPC and no personae code.
+
+    What the chosen stack costs by itself: the same model, the same
+    streaming, one durable history per NPC (as personae keeps), no prompt,
+    lore, safety, middleware or protocol. personae cannot be faster than this.
+    """
+    import aiosqlite
+    from langchain.agents import create_agent
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    home.mkdir(parents=True, exist_ok=True)
+    conns = [await aiosqlite.connect(str(home / f"npc-{i}.sqlite")) for i in range(npcs)]
+    try:
+        agents = []
+        for conn in conns:
+            saver = AsyncSqliteSaver(conn)
+            await saver.setup()
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            agents.append(create_agent(model, [], system_prompt="You are an innkeeper.",
+                                       checkpointer=saver))
+        firsts: list[float] = []
+        finals: list[float] = []
+        for r in range(load.rounds + 1):
+            timed = await asyncio.gather(*[_graph_once(agent, load, i, npcs)
+                                           for i, agent in enumerate(agents)])
+            if r == 0:
+                continue
+            for first, final in timed:
+                firsts.append(first)
+                finals.append(final)
+        return {"first_sentence": firsts, "reply": finals}
+    finally:
+        for conn in conns:
+            await conn.close()
 
 
 # -- the server process ---------------------------------------------------------------
@@ -199,16 +281,17 @@ class _Timings:
                 self.done.set()
 
 
-async def _drive(send: Any, timings: _Timings, npcs: int, rounds: int,
+async def _drive(send: Any, timings: _Timings, npcs: int, load: Load,
                  timeout: float) -> dict[str, list[float]]:
     """Say something to every NPC at once, `rounds` times (after one warm-up round)."""
     firsts: list[float] = []
     finals: list[float] = []
-    for r in range(rounds + 1):
+    for r in range(load.rounds + 1):
         ids = [f"r{r}-n{i}" for i in range(npcs)]
         timings.start(ids)
 
         async def say(i: int, rid: str) -> None:
+            await load.wait_turn(i, npcs)
             timings.sent[rid] = time.perf_counter()
             await send({"type": "say", "id": rid, "npc": f"npc-{i}",
                         "player": {"id": "bench", "name": "Bench"},
@@ -231,7 +314,7 @@ HELLO = {"type": "hello", "id": "hello", "protocol": 1, "client": "game_latency"
          "world": "bench", "capabilities": {"streaming": False, "sentences": True}}
 
 
-async def _over_lines(reader: asyncio.StreamReader, write: Any, npcs: int, rounds: int,
+async def _over_lines(reader: asyncio.StreamReader, write: Any, npcs: int, load: Load,
                       timeout: float) -> dict[str, list[float]]:
     timings = _Timings()
     welcomed = asyncio.Event()
@@ -254,7 +337,7 @@ async def _over_lines(reader: asyncio.StreamReader, write: Any, npcs: int, round
     await send(HELLO)
     await asyncio.wait_for(welcomed.wait(), timeout)
     try:
-        return await _drive(send, timings, npcs, rounds, timeout)
+        return await _drive(send, timings, npcs, load, timeout)
     finally:
         reading.cancel()
 
@@ -264,7 +347,7 @@ def _server_argv(role: str, npcs: int, ttft: float, rate: float, home: Path) -> 
             "--ttft", str(ttft), "--rate", str(rate), "--home", str(home)]
 
 
-async def through_stdio(npcs: int, ttft: float, rate: float, rounds: int, home: Path,
+async def through_stdio(npcs: int, ttft: float, rate: float, load: Load, home: Path,
                         timeout: float) -> dict[str, list[float]]:
     proc = await asyncio.create_subprocess_exec(
         *_server_argv("stdio", npcs, ttft, rate, home), stdin=subprocess.PIPE,
@@ -277,7 +360,7 @@ async def through_stdio(npcs: int, ttft: float, rate: float, rounds: int, home: 
         await stdin.drain()
 
     try:
-        return await _over_lines(proc.stdout, write, npcs, rounds, timeout)
+        return await _over_lines(proc.stdout, write, npcs, load, timeout)
     finally:
         stdin.close()
         try:
@@ -287,7 +370,7 @@ async def through_stdio(npcs: int, ttft: float, rate: float, rounds: int, home: 
             await proc.wait()
 
 
-async def through_tcp(port: int, npcs: int, rounds: int,
+async def through_tcp(port: int, npcs: int, load: Load,
                       timeout: float) -> dict[str, list[float]]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
 
@@ -296,12 +379,12 @@ async def through_tcp(port: int, npcs: int, rounds: int,
         await writer.drain()
 
     try:
-        return await _over_lines(reader, write, npcs, rounds, timeout)
+        return await _over_lines(reader, write, npcs, load, timeout)
     finally:
         writer.close()
 
 
-async def through_websocket(port: int, npcs: int, rounds: int,
+async def through_websocket(port: int, npcs: int, load: Load,
                             timeout: float) -> dict[str, list[float]]:
     from websockets.asyncio.client import connect
 
@@ -320,12 +403,12 @@ async def through_websocket(port: int, npcs: int, rounds: int,
             await ws.send(json.dumps(message))
 
         try:
-            return await _drive(send, timings, npcs, rounds, timeout)
+            return await _drive(send, timings, npcs, load, timeout)
         finally:
             reading.cancel()
 
 
-async def through_http_sse(port: int, npcs: int, rounds: int,
+async def through_http_sse(port: int, npcs: int, load: Load,
                            timeout: float) -> dict[str, list[float]]:
     import httpx
 
@@ -354,12 +437,12 @@ async def through_http_sse(port: int, npcs: int, rounds: int,
         try:
             await send(HELLO)
             await asyncio.wait_for(welcomed.wait(), timeout)
-            return await _drive(send, timings, npcs, rounds, timeout)
+            return await _drive(send, timings, npcs, load, timeout)
         finally:
             reading.cancel()
 
 
-async def in_process(npcs: int, ttft: float, rate: float, rounds: int, home: Path,
+async def in_process(npcs: int, ttft: float, rate: float, load: Load, home: Path,
                      timeout: float) -> dict[str, list[float]]:
     """A `GameSession` called directly: the framework without any transport."""
     server = _game_server(npcs, ttft, rate, home)
@@ -380,13 +463,13 @@ async def in_process(npcs: int, ttft: float, rate: float, rounds: int, home: Pat
     try:
         await send(HELLO)
         await asyncio.wait_for(welcomed.wait(), timeout)
-        return await _drive(send, timings, npcs, rounds, timeout)
+        return await _drive(send, timings, npcs, load, timeout)
     finally:
         await session.close()
         await server.aclose()
 
 
-async def through_network(npcs: int, ttft: float, rate: float, rounds: int, home: Path,
+async def through_network(npcs: int, ttft: float, rate: float, load: Load, home: Path,
                           timeout: float) -> dict[str, dict[str, list[float]]]:
     proc = await asyncio.create_subprocess_exec(
         *_server_argv("net", npcs, ttft, rate, home), stdin=subprocess.PIPE,
@@ -395,9 +478,9 @@ async def through_network(npcs: int, ttft: float, rate: float, rounds: int, home
     try:
         ports = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))
         return {
-            "tcp": await through_tcp(ports["tcp"], npcs, rounds, timeout),
-            "websocket": await through_websocket(ports["http"], npcs, rounds, timeout),
-            "http_sse": await through_http_sse(ports["http"], npcs, rounds, timeout),
+            "tcp": await through_tcp(ports["tcp"], npcs, load, timeout),
+            "websocket": await through_websocket(ports["http"], npcs, load, timeout),
+            "http_sse": await through_http_sse(ports["http"], npcs, load, timeout),
         }
     finally:
         proc.stdin.close()
@@ -418,37 +501,53 @@ def _summary(values: list[float], bare: list[float]) -> dict[str, float]:
             "ratio_p50": round(p50 / b50, 3), "ratio_p95": round(p95 / b95, 3)}
 
 
-async def run(npc_counts: list[int], ttft: float, rate: float, rounds: int,
+def _scenes(npcs: int, spread: float) -> list[tuple[str, float]]:
+    """One frame for everyone; with more than one NPC, also one after another."""
+    scenes = [("at once", 0.0)]
+    if npcs > 1 and spread > 0:
+        scenes.append((f"one after another over {spread:g} s", spread))
+    return scenes
+
+
+async def _scene(model: PacedChatModel, npcs: int, load: Load, home: Path,
+                 timeout: float) -> dict[str, Any]:
+    ttft, rate = model.ttft, model.rate
+    bare = await bare_model(model, npcs, load)
+    row: dict[str, Any] = {"bare_model": {
+        kind: {"p50_ms": round(_pct(v, 0.5) * 1000, 1),
+               "p95_ms": round(_pct(v, 0.95) * 1000, 1)} for kind, v in bare.items()}}
+    measured = {
+        "langgraph_only": await langgraph_only(model, npcs, load, home / "graph"),
+        "no_transport": await in_process(npcs, ttft, rate, load, home / "direct", timeout),
+        "stdio": await through_stdio(npcs, ttft, rate, load, home / "stdio", timeout),
+    }
+    measured.update(await through_network(npcs, ttft, rate, load, home / "net", timeout))
+    for name in ROWS:
+        row[name] = {kind: _summary(measured[name][kind], bare[kind])
+                     for kind in ("first_sentence", "reply")}
+    # What the transport alone adds: each against the same server without one.
+    for transport in TRANSPORTS:
+        for kind in ("first_sentence", "reply"):
+            row[transport][kind]["vs_no_transport_p50"] = round(
+                _pct(measured[transport][kind], 0.5)
+                / _pct(measured["no_transport"][kind], 0.5), 3)
+    return row
+
+
+async def run(npc_counts: list[int], ttft: float, rate: float, rounds: int, spread: float,
               timeout: float) -> dict[str, Any]:
     model = PacedChatModel(ttft=ttft, rate=rate)
     result: dict[str, Any] = {"ttft_s": ttft, "tokens_per_s": rate,
                               "reply_tokens": len(model.tokens()), "rounds": rounds,
-                              "npcs": {}}
+                              "scenes": []}
     with tempfile.TemporaryDirectory() as tmp:
         for npcs in npc_counts:
-            bare = await bare_model(model, npcs, rounds)
-            row: dict[str, Any] = {"bare_model": {
-                kind: {"p50_ms": round(_pct(v, 0.5) * 1000, 1),
-                       "p95_ms": round(_pct(v, 0.95) * 1000, 1)} for kind, v in bare.items()}}
-            measured = {
-                "no_transport": await in_process(npcs, ttft, rate, rounds,
-                                                 Path(tmp) / f"direct-{npcs}", timeout),
-                "stdio": await through_stdio(npcs, ttft, rate, rounds,
-                                             Path(tmp) / f"stdio-{npcs}", timeout),
-            }
-            measured.update(await through_network(npcs, ttft, rate, rounds,
-                                                  Path(tmp) / f"net-{npcs}", timeout))
-            for name in ROWS:
-                row[name] = {kind: _summary(measured[name][kind], bare[kind])
-                             for kind in ("first_sentence", "reply")}
-            # What the transport alone adds: each against the same server without one.
-            for transport in TRANSPORTS:
-                for kind in ("first_sentence", "reply"):
-                    row[transport][kind]["vs_no_transport_p50"] = round(
-                        _pct(measured[transport][kind], 0.5)
-                        / _pct(measured["no_transport"][kind], 0.5), 3)
-            result["npcs"][str(npcs)] = row
-    worst = max(row[t][k]["ratio_p50"] for row in result["npcs"].values()
+            for n, (label, seconds) in enumerate(_scenes(npcs, spread)):
+                row = await _scene(model, npcs, Load(rounds, seconds),
+                                   Path(tmp) / f"{npcs}-{n}", timeout)
+                result["scenes"].append({"npcs": npcs, "spoken_to": label,
+                                         "spread_s": seconds, **row})
+    worst = max(scene[t][k]["ratio_p50"] for scene in result["scenes"]
                 for t in TRANSPORTS for k in ("first_sentence", "reply"))
     result["worst_overhead_p50_pct"] = round((worst - 1) * 100, 1)
     return result
@@ -458,16 +557,16 @@ def _print(result: dict[str, Any]) -> None:
     print(f"fake model: {result['ttft_s'] * 1000:.0f} ms to first token, "
           f"{result['tokens_per_s']:g} tokens/s, {result['reply_tokens']} tokens per reply; "
           f"{result['rounds']} rounds")
-    for npcs, row in result["npcs"].items():
-        print(f"\n{npcs} NPC(s) answering at once")
-        print(f"  {'':<14}{'first sentence p50/p95 (x model)':<40}{'reply p50/p95 (x model)'}")
+    for row in result["scenes"]:
+        print(f"\n{row['npcs']} NPC(s), spoken to {row['spoken_to']}")
+        print(f"  {'':<16}{'first sentence p50/p95 (x model)':<40}{'reply p50/p95 (x model)'}")
         b = row["bare_model"]
-        print(f"  {'bare model':<14}"
+        print(f"  {'bare model':<16}"
               f"{b['first_sentence']['p50_ms']:>7.1f} / {b['first_sentence']['p95_ms']:<7.1f} ms"
               f"{'':<21}{b['reply']['p50_ms']:>7.1f} / {b['reply']['p95_ms']:.1f} ms")
         for name in ROWS:
             f, r = row[name]["first_sentence"], row[name]["reply"]
-            print(f"  {name:<14}{f['p50_ms']:>7.1f} / {f['p95_ms']:<7.1f} ms "
+            print(f"  {name:<16}{f['p50_ms']:>7.1f} / {f['p95_ms']:<7.1f} ms "
                   f"({f['ratio_p50']:.2f} / {f['ratio_p95']:.2f})"
                   f"{'':<6}{r['p50_ms']:>7.1f} / {r['p95_ms']:.1f} ms "
                   f"({r['ratio_p50']:.2f} / {r['ratio_p95']:.2f})")
@@ -484,6 +583,9 @@ def main() -> None:
     parser.add_argument("--ttft", type=float, default=0.3, help="seconds to first token")
     parser.add_argument("--rate", type=float, default=40.0, help="tokens per second")
     parser.add_argument("--npcs", default="1,50", help="comma-separated NPC counts")
+    parser.add_argument("--spread", type=float, default=1.0,
+                        help="also speak to the NPCs one after another over this many "
+                             "seconds (0: only all at once)")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--json", action="store_true")
@@ -496,9 +598,10 @@ def main() -> None:
         asyncio.run(_serve(args.serve, int(args.npcs), args.ttft, args.rate, args.home))
         return
     if args.quick:
-        args.rounds, args.ttft, args.rate, args.npcs = 1, 0.05, 400.0, "1,3"
+        args.rounds, args.ttft, args.rate, args.npcs, args.spread = 1, 0.05, 400.0, "1,3", 0.1
     counts = [int(n) for n in args.npcs.split(",")]
-    result = asyncio.run(run(counts, args.ttft, args.rate, args.rounds, args.timeout))
+    result = asyncio.run(run(counts, args.ttft, args.rate, args.rounds, args.spread,
+                             args.timeout))
     _print(result)
     if args.json:
         print(json.dumps(result))

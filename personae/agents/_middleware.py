@@ -90,6 +90,8 @@ class TurnContext:
     prompt: CompiledPrompt | None = None
     on_action: OnAction | None = None
     """Told of each valid host action as the model asks for it (read by the action tools)."""
+    model_starting: Callable[[], None] | None = None
+    """Called as each model call starts, its prompt compiled (frees the turn's admission slot)."""
 
 
 class LoreGraphState(AgentState[Any]):
@@ -123,10 +125,17 @@ class StylePrompt(AgentMiddleware[LoreGraphState, TurnContext, Any]):
         return request.override(system_message=SystemMessage(content=prompt.text))
 
     def wrap_model_call(self, request: ModelRequest[TurnContext], handler: Any) -> Any:
-        return handler(self._with_prompt(request))
+        return handler(self._starting(self._with_prompt(request)))
 
     async def awrap_model_call(self, request: ModelRequest[TurnContext], handler: Any) -> Any:
-        return await handler(self._with_prompt(request))
+        return await handler(self._starting(self._with_prompt(request)))
+
+    @staticmethod
+    def _starting(request: ModelRequest[TurnContext]) -> ModelRequest[TurnContext]:
+        started = request.runtime.context.model_starting
+        if started is not None:
+            started()
+        return request
 
     def after_agent(self, state: LoreGraphState, runtime: Any) -> dict[str, Any] | None:
         prompt = runtime.context.prompt

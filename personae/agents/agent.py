@@ -96,6 +96,24 @@ log = logging.getLogger(__name__)
 
 
 
+class _Admitted:
+    """A turn's slot in an admission semaphore; released once, whichever comes first."""
+
+    def __init__(self, semaphore: asyncio.Semaphore | None) -> None:
+        self._semaphore = semaphore
+
+    @classmethod
+    async def enter(cls, semaphore: asyncio.Semaphore | None) -> _Admitted:
+        if semaphore is not None:
+            await semaphore.acquire()
+        return cls(semaphore)
+
+    def release(self) -> None:
+        if self._semaphore is not None:
+            self._semaphore.release()
+            self._semaphore = None
+
+
 class Agent(SavePoints):
     """A persona that answers turns: the one API every integration calls.
 
@@ -122,6 +140,11 @@ class Agent(SavePoints):
         middleware: Extra LangChain middleware wrapped around each model call
             of the chain, inside the fallback and outside the retries (so it
             sees which link answers, e.g. to record outputs), outermost first.
+        admission: A semaphore shared by agents of one process: a turn holds
+            a slot from its start until its first model call begins (history
+            read, screening, prompt compiled). Turns that arrive together then
+            reach their model in arrival order instead of all late together;
+            the game server shares one between its NPCs.
 
     Raises:
         ModelSpecError, UnknownProviderError, MissingCredentialsError,
@@ -153,8 +176,10 @@ class Agent(SavePoints):
         fact_extractor: FactExtractor | None = None,
         open_memory: Callable[[], MemoryStore] | None = None,
         middleware: Sequence[AgentMiddleware[Any, Any, Any]] = (),
+        admission: asyncio.Semaphore | None = None,
     ) -> None:
         self.persona = persona
+        self._admission = admission
         self.settings = settings or get_settings()
         secret = self.settings.canary_secret
         self._canary = canary_for(
@@ -512,10 +537,15 @@ class Agent(SavePoints):
         graph = await self._ensure_graph()
         turn, scope, config = self._turn(turn_in)
         async with self._scope_lock(scope):
-            async for item in self._locked_run(
-                graph, turn, scope, config, stream=stream, on_action=on_action
-            ):
-                yield item
+            admitted = await _Admitted.enter(self._admission)
+            try:
+                async for item in self._locked_run(
+                    graph, turn, scope, config, stream=stream, on_action=on_action,
+                    admitted=admitted,
+                ):  # fmt: skip
+                    yield item
+            finally:
+                admitted.release()
 
     def _stored_text(self, turn: Turn) -> str:
         """Return the user's message as the history keeps it (personal data redacted)."""
@@ -595,6 +625,7 @@ class Agent(SavePoints):
         *,
         stream: bool,
         on_action: OnAction | None = None,
+        admitted: _Admitted | None = None,
     ) -> AsyncIterator[str | Reply]:
         screened, noted = await self._screen_in(graph, turn, config)
         if screened is not None:
@@ -608,7 +639,8 @@ class Agent(SavePoints):
         if turn.speaker:
             human.name = turn.speaker
         context = TurnContext(
-            turn=turn, scope=scope, compile=self.compile, trace=trace, on_action=on_action
+            turn=turn, scope=scope, compile=self.compile, trace=trace, on_action=on_action,
+            model_starting=admitted.release if admitted is not None else None,
         )
         messages: list[BaseMessage] = []
         recalled_ids: list[str] = []

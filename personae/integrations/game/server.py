@@ -106,6 +106,10 @@ class GameServer:
         embedder: Embedder for memory and the offline model; default the
             bundled MiniLM.
         settings: Service settings; default from `PERSONAE_*` env vars.
+        admission_slots: How many turns may prepare their first model call
+            at once (history read, screening, prompt); the others wait in the
+            order they were asked. Under a burst this lets the first NPC
+            spoken to answer first; see `Agent`'s `admission`.
 
     Attributes:
         npcs: The hosted NPCs by id, each with its `Agent`.
@@ -142,6 +146,7 @@ class GameServer:
         memory: bool | None = None,
         embedder: Any = None,
         settings: Settings | None = None,
+        admission_slots: int = 8,
     ) -> None:
         if not personas:
             raise ConfigError(
@@ -169,6 +174,10 @@ class GameServer:
         self.states = NpcStates(StateFiles(self.home / "game" / "state"))
         self._sessions: set[GameSession] = set()
         self._session_count = 0
+        # NPCs spoken to in the same frame reach their model in the order they
+        # were spoken to: the first answers first, instead of all answering
+        # late together while each one's prompt work waits for the others'.
+        self._admission = asyncio.Semaphore(admission_slots)
         self.npcs: dict[str, Npc] = {}
         for persona in personas:
             agent = self._make_agent(persona)
@@ -206,6 +215,7 @@ class GameServer:
             open_memory=self._open_store,
             tools=self._game_tools(),
             middleware=self._model_middleware(),
+            admission=self._admission,
         )
 
     def _game_tools(self) -> list[Any]:

@@ -449,7 +449,9 @@ def test_game_latency_benchmark_quick_smoke(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    for row in result["npcs"].values():
-        for transport in ("stdio", "tcp", "websocket", "http_sse"):
+    scenes = [(row["npcs"], row["spread_s"]) for row in result["scenes"]]
+    assert scenes == [(1, 0.0), (3, 0.0), (3, 0.1)]
+    for row in result["scenes"]:
+        for transport in ("langgraph_only", "stdio", "tcp", "websocket", "http_sse"):
             assert row[transport]["reply"]["p50_ms"] > 0
             assert row[transport]["first_sentence"]["ratio_p50"] > 0

@@ -148,6 +148,11 @@ class GameServer:
         settings: Settings | None = None,
         admission_slots: int = 8,
     ) -> None:
+        if admission_slots < 1:
+            raise ConfigError(
+                f"admission_slots must be at least 1, not {admission_slots}; it is how many "
+                "NPC turns may prepare their model call at once (default 8)"
+            )
         if not personas:
             raise ConfigError(
                 "GameServer needs at least one persona; pass Persona objects, or use "

@@ -4,14 +4,17 @@ several NPCs at once, ordering, events and witnesses, cancel, limits."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGenerationChunk
 from npc_fixtures import SCENE, FakeClock, Game, call, make_server
 
+from personae.errors import ConfigError
 from personae.integrations.game.limits import NpcLimits
 from personae.integrations.game.protocol import server_adapter
 from personae.scope import Scope
@@ -364,8 +367,6 @@ async def test_the_longest_ids_a_game_may_use_still_work(tmp_path: Path) -> None
 
 
 async def test_start_opens_every_npc_before_the_first_say(tmp_path: Path) -> None:
-    import gc
-
     server = make_server(tmp_path, FakeChatModel(responses=[AIMessage("Evening.")]))
     try:
         await server.start()
@@ -379,3 +380,8 @@ async def test_start_opens_every_npc_before_the_first_say(tmp_path: Path) -> Non
     finally:
         gc.unfreeze()
         await server.aclose()
+
+
+def test_admission_slots_below_one_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="admission_slots must be at least 1"):
+        make_server(tmp_path, admission_slots=0)

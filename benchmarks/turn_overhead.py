@@ -4,7 +4,9 @@ Both run the same instant fake model with the same system prompt, in the same
 process and run, so the ratio says what personae adds (prompt compilation,
 lore, middleware, SQLite history, trace) on top of LangChain itself. A second
 baseline gives the bare agent the same SQLite checkpointer, to separate the
-cost of persistence from the cost of personae's own work. Also
+cost of persistence from the cost of personae's own work; a third saves its
+checkpoint once at the end of each turn, as personae does (LangGraph's
+default saves after every step). Also
 measures the time from process start to the first reply of `personae chat`
 in pipe mode, against starting Python and importing LangChain's agent.
 
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "personas" / "innkeeper.yaml"
@@ -32,8 +35,13 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _bare(turns: int, prompt: str, db: Path | None = None) -> list[float]:
-    """A bare `create_agent`; history in memory, or in SQLite like personae when `db` is set."""
+async def _bare(turns: int, prompt: str, db: Path | None = None,
+                durability: Literal["exit"] | None = None) -> list[float]:
+    """A bare `create_agent`; history in memory, or in SQLite like personae when `db` is set.
+
+    `durability` as LangGraph takes it: None is its default (a checkpoint after
+    every step); personae saves once a turn ends ("exit").
+    """
     from langchain.agents import create_agent
     from langchain_core.messages import HumanMessage
 
@@ -57,7 +65,8 @@ async def _bare(turns: int, prompt: str, db: Path | None = None) -> list[float]:
         config = {"configurable": {"thread_id": "bench"}}
         for i in range(turns):
             start = time.perf_counter()
-            await graph.ainvoke({"messages": [HumanMessage(f"hello {i}")]}, config)
+            await graph.ainvoke({"messages": [HumanMessage(f"hello {i}")]}, config,
+                                durability=durability)
             times.append(time.perf_counter() - start)
     return times
 
@@ -107,6 +116,7 @@ def main() -> None:
         ours, _ = asyncio.run(_personae(args.turns, Path(home) / "run"))
         bare = asyncio.run(_bare(args.turns, prompt))
         bare_sqlite = asyncio.run(_bare(args.turns, prompt, Path(home) / "bare.sqlite"))
+        bare_exit = asyncio.run(_bare(args.turns, prompt, Path(home) / "exit.sqlite", "exit"))
 
         env_cmd = [sys.executable, "-m", "personae.cli", "chat", str(EXAMPLE),
                    "--user", "bench"]
@@ -130,6 +140,10 @@ def main() -> None:
         "bare_sqlite_p95_ms": _pct(bare_sqlite, 0.95) * 1000,
         "ratio_sqlite_p50": statistics.median(ours) / statistics.median(bare_sqlite),
         "ratio_sqlite_p95": _pct(ours, 0.95) / _pct(bare_sqlite, 0.95),
+        "bare_exit_p50_ms": statistics.median(bare_exit) * 1000,
+        "bare_exit_p95_ms": _pct(bare_exit, 0.95) * 1000,
+        "ratio_exit_p50": statistics.median(ours) / statistics.median(bare_exit),
+        "ratio_exit_p95": _pct(ours, 0.95) / _pct(bare_exit, 0.95),
         "chat_first_reply_s": first_reply,
         "python_import_langchain_s": baseline_start,
         "ratio_first_reply": first_reply / baseline_start,
@@ -140,9 +154,13 @@ def main() -> None:
           f"p95 {result['bare_p95_ms']:.2f} ms")
     print(f"bare + SQLite   p50 {result['bare_sqlite_p50_ms']:.2f} ms  "
           f"p95 {result['bare_sqlite_p95_ms']:.2f} ms")
+    print(f"bare + SQLite, saved at the end of a turn (as personae)  "
+          f"p50 {result['bare_exit_p50_ms']:.2f} ms  p95 {result['bare_exit_p95_ms']:.2f} ms")
     print(f"ratio vs bare           p50 {result['ratio_p50']:.2f}x  p95 {result['ratio_p95']:.2f}x")
     print(f"ratio vs bare + SQLite  p50 {result['ratio_sqlite_p50']:.2f}x  "
           f"p95 {result['ratio_sqlite_p95']:.2f}x")
+    print(f"ratio vs bare + SQLite saved at the end  p50 {result['ratio_exit_p50']:.2f}x  "
+          f"p95 {result['ratio_exit_p95']:.2f}x")
     print(f"personae chat (pipe) start to first reply: {first_reply:.2f} s "
           f"(python + import langchain.agents: {baseline_start:.2f} s, "
           f"{result['ratio_first_reply']:.1f}x)")

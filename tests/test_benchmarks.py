@@ -24,6 +24,7 @@ def test_turn_overhead_smoke(tmp_path: Path) -> None:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["turns"] == 3
     assert result["personae_p50_ms"] > 0 and result["bare_p50_ms"] > 0
+    assert result["bare_exit_p50_ms"] > 0 and result["ratio_exit_p50"] > 0
     assert result["chat_first_reply_s"] > 0
 
 

@@ -159,7 +159,16 @@ def said_texts(messages: Sequence[BaseMessage]) -> list[str]:
     Tool calls and results are not messages of the conversation, so they
     neither count for sticky, cooldown and delay nor get scanned.
     """
-    return [m.text for m in messages if isinstance(m, HumanMessage | AIMessage) and m.text]
+    said: list[str] = []
+    for m in messages:
+        if not isinstance(m, HumanMessage | AIMessage):
+            continue
+        # Plain string content is its own text; `.text` would build a new
+        # string object for each of the (growing) history's messages, every turn.
+        text = m.content if isinstance(m.content, str) else m.text
+        if text:
+            said.append(text)
+    return said
 
 
 class AnsweredBy(AgentMiddleware[Any, TurnContext, Any]):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -182,9 +183,16 @@ async def _load(url: str, users: int, requests: int, think: float = 0.0) -> dict
 
         await one(-1, 0)  # warm up: first turn opens the databases
         latencies.clear()
+        # The load generator's own collector pauses would be counted against
+        # whichever server is being measured: keep it off while measuring.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
         started = time.perf_counter()
         await asyncio.gather(*(user_loop(u) for u in range(users)))
         elapsed = time.perf_counter() - started
+        gc.enable()
+        gc.unfreeze()
     if not latencies:
         raise RuntimeError(f"every request failed ({failures})")
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")

@@ -181,7 +181,7 @@ async def langgraph_only(model: PacedChatModel, npcs: int, load: Load,
 
     What the chosen stack costs by itself: the same model, the same
     streaming, one durable history per NPC (as personae keeps), no prompt,
-    lore, safety, middleware or protocol. personae cannot be faster than this.
+    lore, safety, middleware or protocol: the floor personae builds on.
     """
     import aiosqlite
     from langchain.agents import create_agent
@@ -283,7 +283,7 @@ class _Timings:
 
 async def _drive(send: Any, timings: _Timings, npcs: int, load: Load,
                  timeout: float) -> dict[str, list[float]]:
-    """Say something to every NPC at once, `rounds` times (after one warm-up round)."""
+    """Say something to every NPC as `load` says, `load.rounds` times (after a warm-up round)."""
     firsts: list[float] = []
     finals: list[float] = []
     for r in range(load.rounds + 1):

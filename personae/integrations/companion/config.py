@@ -36,11 +36,11 @@ import secrets
 from pathlib import Path
 from typing import Any, Final, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from personae.config_files import read_config_text, relative_to
+from personae.config_files import Loc as _Loc
+from personae.config_files import parse_config_yaml, read_config_text, relative_to
 from personae.errors import ConfigError, Problem
 
 __all__ = [
@@ -66,7 +66,6 @@ KEY_PREFIX: Final = "pk-"
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$"
 _UNITS: Final = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
-_Loc = tuple[str, ...]
 
 
 def new_key() -> str:
@@ -266,25 +265,8 @@ def load_config(path: str | Path) -> CompanionConfig:
     """
     path = Path(path)
     text = _read(path)
-    lines: dict[_Loc, int] = {}
-    problems: list[Problem] = []
-
-    def problem(loc: _Loc, value: object, message: str, fix: str) -> None:
-        line = next((lines[loc[:end]] for end in range(len(loc), -1, -1) if loc[:end] in lines),
-                    None)
-        problems.append(Problem(path, line, ".".join(loc), value, message, fix))
-
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        what = getattr(exc, "problem", None) or "the file is not valid YAML"
-        raise _error([Problem(path, mark.line + 1 if mark else None, "", None,
-                              f"invalid YAML: {what}",
-                              "check indentation (spaces only), quotes and colons here")]) from None
-    if node is not None:
-        _index(node, (), lines)
+    data, found = parse_config_yaml(path, text, lambda p: _error([p]))
+    problem, problems = found.add, found.found
     if not isinstance(data, dict):
         raise _error([Problem(path, 1, "", None, "the file holds no settings",
                               "start with `personas:` and `tenants:` (see the example config)")])
@@ -329,20 +311,6 @@ def _read(path: Path) -> str:
         return _error([Problem(path, None, "", None, message, fix)])
 
     return read_config_text(path, fail, what="the service's .yaml config")
-
-
-def _index(node: yaml.Node, loc: _Loc, lines: dict[_Loc, int]) -> None:
-    """Record the line of every field path under `node`."""
-    lines.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                sub = (*loc, key.value)
-                lines[sub] = key.start_mark.line + 1
-                _index(value, sub, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index(item, (*loc, str(i)), lines)
 
 
 def _model_at(loc: _Loc) -> type[BaseModel]:

@@ -36,13 +36,13 @@ import difflib
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic import ValidationInfo as _Info
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from personae.config_files import read_config_text, relative_to
+from personae.config_files import Loc as _Loc
+from personae.config_files import parse_config_yaml, read_config_text, relative_to
 from personae.errors import DiscordConfigError, Problem
 
 __all__ = [
@@ -58,7 +58,6 @@ __all__ = [
 TOKEN_ENV: Final = "PERSONAE_DISCORD_TOKEN"
 """Environment variable holding the bot token."""
 
-_Loc = tuple[str, ...]
 _PLACES: Final = ("guilds", "categories", "channels", "threads")
 # Skipped when the caller validates in two steps (see `load_config`), so that
 # cross-field problems can be reported with their line numbers.
@@ -260,26 +259,8 @@ def load_config(path: str | Path, *, token: str | SecretStr | None = None) -> Di
     """
     path = Path(path)
     text = _read(path)
-    lines: dict[_Loc, int] = {}
-    problems: list[Problem] = []
-
-    def problem(loc: _Loc, value: object, message: str, fix: str) -> None:
-        line = next((lines[loc[:end]] for end in range(len(loc), -1, -1) if loc[:end] in lines),
-                    None)
-        problems.append(Problem(path, line, ".".join(loc), value, message, fix))
-
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        what = getattr(exc, "problem", None) or "the file is not valid YAML"
-        fix = "check indentation (spaces only), quotes and colons here"
-        raise DiscordConfigError([Problem(path, line, "", None, f"invalid YAML: {what}", fix)]
-                                 ) from None
-    if node is not None:
-        _index(node, (), lines)
+    data, found = parse_config_yaml(path, text, lambda p: DiscordConfigError([p]))
+    problem = found.add
     if not isinstance(data, dict):
         fix = "start with `personas:` and one `id: path/to/persona.yaml` line under it"
         raise DiscordConfigError([Problem(path, 1, "", None, "the file holds no settings", fix)])
@@ -303,7 +284,7 @@ def load_config(path: str | Path, *, token: str | SecretStr | None = None) -> Di
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             problem(*_explain(err, data))
-        raise DiscordConfigError(sorted(problems, key=_by_line)) from None
+        raise DiscordConfigError(found.by_line()) from None
     for loc, value, message, fix in _cross_check(config):
         problem(loc, value, message, fix)
     for pid, file in config.personas.items():
@@ -311,13 +292,9 @@ def load_config(path: str | Path, *, token: str | SecretStr | None = None) -> Di
             problem(("personas", pid), str(personas[pid] if isinstance(personas, dict) else file),
                     f"persona file not found (looked at {file})",
                     "persona paths are relative to this config file; fix the path")
-    if problems:
-        raise DiscordConfigError(sorted(problems, key=_by_line))
+    if found.found:
+        raise DiscordConfigError(found.by_line())
     return config
-
-
-def _by_line(problem: Problem) -> int:
-    return problem.line or 0
 
 
 def _read(path: Path) -> str:
@@ -335,20 +312,6 @@ def _token(token: str | SecretStr | None) -> SecretStr | None:
     if token is None or not token.get_secret_value().strip():
         return None
     return token
-
-
-def _index(node: yaml.Node, loc: _Loc, lines: dict[_Loc, int]) -> None:
-    """Record the line of every field path under `node`."""
-    lines.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                sub = (*loc, key.value)
-                lines[sub] = key.start_mark.line + 1
-                _index(value, sub, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index(item, (*loc, str(i)), lines)
 
 
 _Found = tuple[_Loc, object, str, str]  # where, value, what is wrong, fix
